@@ -1,0 +1,3 @@
+from icecube_stream.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The one settings class: every endpoint, port, path and pinned version.
+
+Values come from environment variables prefixed ``ICECUBE_`` (the same names are used by
+compose and Kubernetes), so a test or a second stack changes a port without touching code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ICECUBE_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address every local service binds to.")
+    state_dir: Path = Field(
+        Path.home() / ".local" / "state" / "icecube-stream",
+        description="Runtime state of the local stack: data directories, logs, pid files.",
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "icecube-stream",
+        description="Downloads and builds (Kafka jars, FerretDB), shared by every checkout.",
+    )
+
+    kafka_version: str = Field("4.1.1", description="Apache Kafka broker version (Maven).")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "768m"
+
+    ferretdb_version: str = "v1.24.2"
+    mongo_port: int = 27017
+    mongo_database: str = "icecube"
+
+    prometheus_port: int = 9090
+    mlflow_port: int = 5000
+    model_server_port: int = 3000
+    worker_web_port: int = 6066
+
+    health_timeout_s: float = Field(120.0, description="How long `stack up` waits per service.")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://{self.host}:{self.mongo_port}/"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process from the environment."""
+    return Settings()
