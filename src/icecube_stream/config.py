@@ -21,12 +21,16 @@ class Settings(BaseSettings):
         Path.home() / ".local" / "state" / "icecube-stream",
         description="Runtime state of the local stack: data directories, logs, pid files.",
     )
+    deploy_dir: Path = Field(
+        Path(__file__).resolve().parents[2] / "deploy",
+        description="Checked-in service configuration (Prometheus rules, dashboards, manifests).",
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "icecube-stream",
         description="Downloads and builds (Kafka jars, FerretDB), shared by every checkout.",
     )
 
-    kafka_version: str = Field("4.1.1", description="Apache Kafka broker version (Maven).")
+    kafka_version: str = Field("4.4.0", description="Apache Kafka broker version (Maven).")
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "768m"

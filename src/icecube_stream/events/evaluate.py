@@ -1,0 +1,97 @@
+"""Scoring a direction reconstructor against the truth of a data set.
+
+A reconstructor is any callable taking an `EventBatch` and returning (azimuth, zenith) arrays,
+one entry per event. LineFit is one; a trained model (champion, an MLflow URI) plugs in as
+another by wrapping its predict call the same way, so evaluation, metrics and the CLI do not
+change when models do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from icecube_stream.events.format import EventBatch
+from icecube_stream.physics.angles import angular_distance_angles
+from icecube_stream.physics.linefit import robust_linefit
+
+Directions = tuple[NDArray[np.float64], NDArray[np.float64]]
+Reconstructor = Callable[[EventBatch], Directions]
+
+
+def linefit_reconstructor(batch: EventBatch) -> Directions:
+    """Robust LineFit (auxiliary pulses dropped where enough clean ones remain)."""
+    result = robust_linefit(batch.positions, batch.time, batch.offsets, batch.auxiliary)
+    return result.azimuth, result.zenith
+
+
+RECONSTRUCTORS: dict[str, Reconstructor] = {"linefit": linefit_reconstructor}
+
+
+def get_reconstructor(name: str) -> Reconstructor:
+    try:
+        return RECONSTRUCTORS[name]
+    except KeyError:
+        known = ", ".join(sorted(RECONSTRUCTORS))
+        raise ValueError(f"unknown model {name!r}; available here: {known}") from None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Angular errors per event plus the event types (when the data set has them)."""
+
+    errors: NDArray[np.float64]
+    event_types: NDArray[Any] | None
+
+    def summary(self) -> dict[str, Any]:
+        """The `evaluate --json` object: overall figures plus the same per event type."""
+        out: dict[str, Any] = _figures(self.errors)
+        per_type: dict[str, dict[str, Any]] = {}
+        if self.event_types is not None:
+            for name in sorted({str(t) for t in self.event_types}):
+                per_type[name] = _figures(self.errors[self.event_types == name])
+        out["per_type"] = per_type
+        return out
+
+
+def _figures(errors: NDArray[np.float64]) -> dict[str, Any]:
+    if errors.size == 0:
+        return {"n_events": 0, "mean_angular_error": None, "median_angular_error": None}
+    return {
+        "n_events": int(errors.size),
+        "mean_angular_error": float(np.mean(errors)),
+        "median_angular_error": float(np.median(errors)),
+    }
+
+
+def evaluate(
+    batches: Iterable[EventBatch],
+    reconstructor: Reconstructor,
+    on_batch: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run the reconstructor batch by batch and collect angular errors against truth."""
+    errors: list[NDArray[np.float64]] = []
+    types: list[NDArray[Any]] = []
+    typed = True
+    for batch in batches:
+        if batch.azimuth is None or batch.zenith is None:
+            raise ValueError("the data set has no truth (azimuth/zenith) to evaluate against")
+        azimuth, zenith = reconstructor(batch)
+        if azimuth.shape != (batch.n_events,) or zenith.shape != (batch.n_events,):
+            raise ValueError(
+                f"reconstructor returned {azimuth.shape}/{zenith.shape} for {batch.n_events} events"
+            )
+        errors.append(angular_distance_angles(batch.azimuth, batch.zenith, azimuth, zenith))
+        event_type = batch.extra.get("event_type")
+        typed = typed and event_type is not None
+        if event_type is not None:
+            types.append(np.asarray(event_type).astype(str))
+        if on_batch is not None:
+            on_batch(batch.n_events)
+    all_errors = np.concatenate(errors) if errors else np.zeros(0)
+    all_types = np.concatenate(types) if typed and types else None
+    return Evaluation(errors=all_errors, event_types=all_types)

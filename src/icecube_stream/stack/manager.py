@@ -1,0 +1,144 @@
+"""`stack up|down|status`: start, watch and stop the local services as plain processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from icecube_stream.config import Settings
+from icecube_stream.stack import process
+from icecube_stream.stack.kafka import Kafka
+from icecube_stream.stack.mlflow_server import MlflowServer
+from icecube_stream.stack.mongo import Mongo
+from icecube_stream.stack.ports import is_listening, port_owner
+from icecube_stream.stack.prometheus import Prometheus
+from icecube_stream.stack.service import Service, StackError
+
+SERVICES: dict[str, type[Service]] = {
+    service.name: service for service in (Kafka, Mongo, Prometheus, MlflowServer)
+}
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    endpoint: str
+    pid: int | None
+    health: str  # healthy | unhealthy | stopped | foreign (something else holds the port)
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.health == "healthy"
+
+
+def select(settings: Settings, only: Sequence[str] | None = None) -> list[Service]:
+    names = list(only) if only else list(SERVICES)
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown:
+        raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    return [SERVICES[name](settings) for name in names]
+
+
+def running(service: Service) -> process.PidRecord | None:
+    """The service's process when the stack started it and it still runs."""
+    record = process.PidRecord.load(service.pid_path)
+    return record if record is not None and process.is_alive(record) else None
+
+
+def status(settings: Settings, only: Sequence[str] | None = None) -> list[ServiceStatus]:
+    result = []
+    for service in select(settings, only):
+        record = running(service)
+        if record is not None:
+            health = "healthy" if service.healthy() else "unhealthy"
+        elif any(is_listening(settings.host, port) for port in service.ports):
+            health = "foreign"
+        else:
+            health = "stopped"
+        result.append(
+            ServiceStatus(
+                name=service.name,
+                endpoint=service.endpoint,
+                pid=record.pid if record else None,
+                health=health,
+                log=str(service.log_path),
+            )
+        )
+    return result
+
+
+def up(
+    settings: Settings, only: Sequence[str] | None = None, report: Report = print
+) -> list[ServiceStatus]:
+    """Install what is missing, start what is not running, wait until every service is healthy.
+
+    Idempotent: services already started by the stack are left alone.
+    """
+    services = select(settings, only)
+    to_start = [service for service in services if running(service) is None]
+    for service in services:
+        if service in to_start:
+            _check_ports_free(service)
+        else:
+            report(f"{service.name}: already running")
+    for service in to_start:
+        report(f"{service.name}: checking installation")
+        service.install()
+    for service in to_start:
+        service.prepare()
+        record = process.spawn(service.argv(), service.log_path, service.env())
+        record.save(service.pid_path)
+        report(f"{service.name}: started, pid {record.pid}")
+    _wait_healthy(services, settings.health_timeout_s, report)
+    return status(settings, only)
+
+
+def _check_ports_free(service: Service) -> None:
+    for port in service.ports:
+        if is_listening(service.settings.host, port):
+            owner = port_owner(port)
+            who = owner.describe() if owner else "another process"
+            raise StackError(
+                f"{service.name}: port {port} is already taken by {who}; stop it or set "
+                f"another port with the ICECUBE_ environment variables (see `--help`)"
+            )
+
+
+def _wait_healthy(services: list[Service], timeout_s: float, report: Report) -> None:
+    waiting = list(services)
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for service in list(waiting):
+            record = running(service)
+            if record is None:
+                raise StackError(
+                    f"{service.name} exited during start-up; last lines of {service.log_path}:\n"
+                    + process.tail(service.log_path)
+                )
+            if service.healthy():
+                report(f"{service.name}: healthy at {service.endpoint}")
+                waiting.remove(service)
+        if waiting and time.monotonic() > deadline:
+            service = waiting[0]
+            raise StackError(
+                f"{service.name} not healthy after {timeout_s:.0f} s; "
+                f"last lines of {service.log_path}:\n" + process.tail(service.log_path)
+            )
+        if waiting:
+            time.sleep(0.5)
+
+
+def down(settings: Settings, only: Sequence[str] | None = None, report: Report = print) -> None:
+    """Stop exactly the processes this stack started (by pid file), in reverse start order."""
+    for service in reversed(select(settings, only)):
+        record = running(service)
+        if record is None:
+            report(f"{service.name}: not running")
+        else:
+            process.stop(record)
+            report(f"{service.name}: stopped pid {record.pid}")
+        service.pid_path.unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""What every local service has: ports, files under the state directory, install, health."""
+
+from __future__ import annotations
+
+import subprocess
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from icecube_stream.config import Settings
+
+
+class StackError(RuntimeError):
+    """A problem an operator can act on; the message says which service and what to do."""
+
+
+class Service(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    @abstractmethod
+    def ports(self) -> list[int]:
+        """Every port the service listens on; the first one is its endpoint."""
+
+    @property
+    @abstractmethod
+    def endpoint(self) -> str: ...
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir / self.name
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.state_dir / "logs" / f"{self.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.settings.state_dir / "run" / f"{self.name}.pid"
+
+    def install(self) -> None:
+        """Make sure the binaries exist (cached outside the checkout); idempotent."""
+
+    def prepare(self) -> None:
+        """Render configuration and initialise storage before a start; idempotent."""
+
+    @abstractmethod
+    def argv(self) -> list[str]: ...
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """One quick, real health probe (a protocol request, not just an open port)."""
+
+
+def run_logged(argv: list[str], log_path: Path, what: str, cwd: Path | None = None) -> None:
+    """Run an install step; on failure raise with the tail of its output."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, check=False)
+    if result.returncode != 0:
+        lines = log_path.read_text(errors="replace").splitlines()[-25:]
+        raise StackError(
+            f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n"
+            f"last lines of {log_path}:\n" + "\n".join(lines)
+        )

@@ -1,0 +1,110 @@
+"""The stack's pure parts: rendered configuration and command lines."""
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from icecube_stream.config import Settings
+from icecube_stream.stack import kafka, mongo, prometheus
+from icecube_stream.stack.mlflow_server import MlflowServer
+
+pytestmark = pytest.mark.unit
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_kafka_properties_single_node_kraft_without_auto_creation(tmp_path: Path) -> None:
+    settings = Settings(kafka_port=19092, kafka_controller_port=19093)
+    props = parse_properties(kafka.server_properties(settings, tmp_path / "data"))
+    assert props["process.roles"] == "broker,controller"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert props["log.dirs"] == str(tmp_path / "data")
+    assert props["offsets.topic.replication.factor"] == "1"
+
+
+def test_kafka_pom_pins_the_configured_version() -> None:
+    pom = kafka.render_pom("4.9.9")
+    assert "<artifactId>kafka_2.13</artifactId>\n      <version>4.9.9</version>" in pom
+    assert f"<version>{kafka.LOG4J_VERSION}</version>" in pom
+    assert "{" not in pom
+
+
+def test_cluster_id_is_16_bytes_url_safe_base64() -> None:
+    ids = {kafka.new_cluster_id() for _ in range(20)}
+    assert len(ids) == 20
+    for cluster_id in ids:
+        assert len(cluster_id) == 22
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+def test_kafka_command_line_uses_cached_jars_and_rendered_config(tmp_path: Path) -> None:
+    service = kafka.Kafka(Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache"))
+    argv = service.argv()
+    assert argv[0] == "java"
+    assert (
+        argv[argv.index("-cp") + 1]
+        == f"{tmp_path}/cache/kafka/{service.settings.kafka_version}/libs/*"
+    )
+    assert argv[-2:] == ["kafka.Kafka", str(tmp_path / "state" / "kafka" / "server.properties")]
+
+
+def test_jar_manifest_detects_missing_and_changed_jars(tmp_path: Path) -> None:
+    assert not kafka.manifest_ok(tmp_path)
+    (tmp_path / "a.jar").write_bytes(b"one")
+    (tmp_path / "b.jar").write_bytes(b"two")
+    kafka.write_manifest(tmp_path)
+    assert kafka.manifest_ok(tmp_path)
+    (tmp_path / "b.jar").write_bytes(b"tampered")
+    assert not kafka.manifest_ok(tmp_path)
+    (tmp_path / "b.jar").unlink()
+    assert not kafka.manifest_ok(tmp_path)
+
+
+def test_ferretdb_command_line(tmp_path: Path) -> None:
+    argv = mongo.ferretdb_argv(Path("/bin/ferretdb"), "127.0.0.1", 27018, tmp_path)
+    assert argv[0] == "/bin/ferretdb"
+    assert "--handler=sqlite" in argv
+    assert f"--sqlite-url=file:{tmp_path}/data/" in argv
+    assert "--listen-addr=127.0.0.1:27018" in argv
+    assert "--telemetry=disable" in argv
+
+
+def test_mongod_command_line(tmp_path: Path) -> None:
+    argv = mongo.mongod_argv("/usr/bin/mongod", "127.0.0.1", 27018, tmp_path)
+    assert argv == ["/usr/bin/mongod", "--dbpath", f"{tmp_path}/data", "--bind_ip", "127.0.0.1",
+                    "--port", "27018"]  # fmt: skip
+
+
+def test_prometheus_targets_follow_the_settings() -> None:
+    settings = Settings(worker_web_port=7066, model_server_port=7000, prometheus_port=7090)
+    targets = prometheus.scrape_targets(settings)
+    assert targets == {
+        "prometheus": "127.0.0.1:7090",
+        "worker": "127.0.0.1:7066",
+        "model-server": "127.0.0.1:7000",
+    }
+    document = json.loads(prometheus.file_sd("worker", targets["worker"]))
+    assert document == [{"targets": ["127.0.0.1:7066"], "labels": {"component": "worker"}}]
+
+
+def test_prometheus_prepare_copies_config_and_writes_targets(tmp_path: Path) -> None:
+    service = prometheus.Prometheus(Settings(state_dir=tmp_path))
+    service.prepare()
+    assert (service.config_dir / "prometheus.yml").is_file()
+    written = sorted(p.name for p in (service.config_dir / "targets").glob("*.json"))
+    assert written == ["model-server.json", "prometheus.json", "worker.json"]
+    assert f"--config.file={service.config_dir / 'prometheus.yml'}" in service.argv()
+
+
+def test_mlflow_server_uses_sqlite_and_local_artifacts(tmp_path: Path) -> None:
+    service = MlflowServer(Settings(state_dir=tmp_path, mlflow_port=5055))
+    argv = service.argv()
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    assert argv[argv.index("--port") + 1] == "5055"
+    assert service.env()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"

@@ -1,0 +1,35 @@
+import pytest
+from pydantic import ValidationError
+
+from icecube_stream.config import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_point_at_loopback_services() -> None:
+    settings = Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.mongo_url == "mongodb://127.0.0.1:27017/"
+    assert settings.prometheus_url == "http://127.0.0.1:9090"
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert (settings.deploy_dir / "prometheus" / "prometheus.yml").is_file()
+
+
+def test_environment_overrides_use_the_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("ICECUBE_KAFKA_PORT", "19092")
+    monkeypatch.setenv("ICECUBE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("KAFKA_PORT", "1")  # without the prefix: ignored
+    settings = Settings()
+    assert settings.kafka_bootstrap == "127.0.0.1:19092"
+    assert settings.state_dir == tmp_path
+
+
+def test_bad_values_are_rejected_with_the_field_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ICECUBE_MONGO_PORT", "not-a-port")
+    with pytest.raises(ValidationError, match="mongo_port"):
+        Settings()
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        Settings().kafka_port = 1  # type: ignore[misc]
