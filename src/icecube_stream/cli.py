@@ -3,17 +3,100 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from icecube_stream.config import get_settings
+
+if TYPE_CHECKING:
+    from icecube_stream.stack.manager import ServiceStatus
 
 app = typer.Typer(
     help="icecube-stream: real-time neutrino-direction reconstruction on Kafka.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+stack_app = typer.Typer(
+    help="The local stack of real services (Kafka, MongoDB wire, Prometheus, MLflow) run as "
+    "plain processes. Ports and directories come from ICECUBE_* environment variables.",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+Only = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated services: kafka,mongo,prometheus,mlflow (default: all)."),
+]
+
+
+def _only(value: str | None) -> list[str] | None:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else None
+
+
+def _stack_call(call: Callable[[], T]) -> T:
+    from icecube_stream.stack.service import StackError
+
+    try:
+        return call()
+    except StackError as error:
+        console.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@stack_app.command("up")
+def stack_up(only: Only = None) -> None:
+    """Install what is missing, start the services and wait until each answers a health check."""
+    from icecube_stream.stack import manager
+
+    statuses = _stack_call(lambda: manager.up(get_settings(), _only(only), report=console.print))
+    _print_status(statuses)
+
+
+@stack_app.command("down")
+def stack_down(only: Only = None) -> None:
+    """Stop exactly the processes `stack up` started (by pid file); nothing else is touched."""
+    from icecube_stream.stack import manager
+
+    _stack_call(lambda: manager.down(get_settings(), _only(only), report=console.print))
+
+
+@stack_app.command("status")
+def stack_status(
+    only: Only = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Each service with its endpoint, pid and health; exits 1 unless all are healthy."""
+    from icecube_stream.stack import manager
+
+    statuses = _stack_call(lambda: manager.status(get_settings(), _only(only)))
+    if as_json:
+        services = {
+            s.name: {"endpoint": s.endpoint, "pid": s.pid, "health": s.health} for s in statuses
+        }
+        typer.echo(json.dumps({"healthy": all(s.ok for s in statuses), "services": services}))
+    else:
+        _print_status(statuses)
+    if not all(s.ok for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(statuses: Sequence[ServiceStatus]) -> None:
+    table = Table(title=f"local stack ({get_settings().state_dir})")
+    for column in ("service", "endpoint", "pid", "health"):
+        table.add_column(column, no_wrap=True)
+    colours = {"healthy": "green", "unhealthy": "red", "foreign": "yellow", "stopped": "dim"}
+    for s in statuses:
+        health = f"[{colours[s.health]}]{s.health}[/]"
+        table.add_row(s.name, s.endpoint, str(s.pid or "-"), health)
+    Console().print(table)
+    console.print(f"logs: {get_settings().state_dir / 'logs'}")
 
 
 def main() -> None:
