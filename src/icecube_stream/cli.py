@@ -50,6 +50,14 @@ def _stack_call(call: Callable[[], T]) -> T:
         raise typer.Exit(1) from None
 
 
+@stack_app.command("install")
+def stack_install(only: Only = None) -> None:
+    """Fetch or build the services (Kafka jars, FerretDB, Prometheus) into the cache; idempotent."""
+    from icecube_stream.stack import manager
+
+    _stack_call(lambda: manager.install(get_settings(), _only(only), report=console.print))
+
+
 @stack_app.command("up")
 def stack_up(only: Only = None) -> None:
     """Install what is missing, start the services and wait until each answers a health check."""

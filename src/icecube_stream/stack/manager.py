@@ -71,6 +71,17 @@ def status(settings: Settings, only: Sequence[str] | None = None) -> list[Servic
     return result
 
 
+def install(settings: Settings, only: Sequence[str] | None = None, report: Report = print) -> None:
+    """Fetch or build what the services need, reusing the cache outside the checkout."""
+    _install(select(settings, only), report)
+
+
+def _install(services: list[Service], report: Report) -> None:
+    for service in services:
+        report(f"{service.name}: checking installation")
+        service.install()
+
+
 def up(
     settings: Settings, only: Sequence[str] | None = None, report: Report = print
 ) -> list[ServiceStatus]:
@@ -85,9 +96,7 @@ def up(
             _check_ports_free(service)
         else:
             report(f"{service.name}: already running")
-    for service in to_start:
-        report(f"{service.name}: checking installation")
-        service.install()
+    _install(to_start, report)
     for service in to_start:
         service.prepare()
         record = process.spawn(service.argv(), service.log_path, service.env())
