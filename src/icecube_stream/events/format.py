@@ -94,6 +94,14 @@ def read_geometry_csv(path: Path) -> NDArray[np.float64]:
     if not path.is_file():
         raise EventDataError(path, "geometry file not found")
     frame = pl.read_csv(path)
+    # CSV carries no dtypes: whole-number coordinates are read as integers and are fine.
+    frame = frame.with_columns(
+        [
+            pl.col(c).cast(pl.Float64)
+            for c in ("x", "y", "z")
+            if frame.schema.get(c, pl.Null).is_integer()
+        ]
+    )
     _check_schema(path, frame.schema, GEOMETRY_SCHEMA)
     if frame.height == 0:
         raise EventDataError(path, "geometry file has no sensors")

@@ -58,6 +58,7 @@ class SimulationConfig:
     #: Fixed direction (azimuth, zenith) for every event instead of isotropic ones.
     direction: tuple[float, float] | None = None
     track_impact_radius_m: float = 620.0
+    detector_radius_m: float = 600.0
     cascade_radius_m: float = 600.0
     cascade_half_height_m: float = 560.0
     # Light yield: photo-electrons at 1 m before attenuation (tracks per sqrt(m), cascades per
@@ -178,9 +179,15 @@ def _sample_interactions(
     )
     # Muon range from dE/dx = a + b E (a = 0.24 GeV/m, b = 3.3e-4 /m).
     muon_range = np.log1p(muon_energy * 3.3e-4 / 0.24) / 3.3e-4
+    # Incoming muons carry `muon_energy` where they enter the instrumented volume (a sphere of
+    # detector size around the centre) and stop one range later: a 50 GeV muon is a short
+    # stopping track, a 10 TeV one crosses everything.
     big = 1.0e5
+    entry = -np.sqrt(np.maximum(config.detector_radius_m**2 - radius**2, 0.0))
     track_start = np.where(kind == TRACK, -big, 0.0)
-    track_end = np.where(kind == TRACK, big, np.where(kind == STARTING, muon_range, 0.0))
+    track_end = np.where(
+        kind == TRACK, entry + muon_range, np.where(kind == STARTING, muon_range, 0.0)
+    )
     track_light = np.where(
         kind == CASCADE,
         0.0,
