@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         Path(__file__).resolve().parents[2] / "deploy",
         description="Checked-in service configuration (Prometheus rules, dashboards, manifests).",
     )
+    topics_dir: Path = Field(
+        Path(__file__).resolve().parents[2] / "topics",
+        description="Topic definitions and Avro schemas (topics.yaml, schemas/).",
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "icecube-stream",
         description="Downloads and builds (Kafka jars, FerretDB), shared by every checkout.",
@@ -44,11 +48,26 @@ class Settings(BaseSettings):
     model_server_port: int = 3000
     worker_web_port: int = 6066
 
+    topic_prefix: str = Field(
+        "", description="Put in front of every topic name, to run isolated pipelines side by side."
+    )
+    frame_max_events: int = Field(128, ge=1, description="Events per pulse frame (message).")
+    frame_max_pulses: int = Field(
+        32_768, ge=1, description="Pulses per frame; a larger event is split into parts."
+    )
+    max_event_pulses: int = Field(
+        50_000, ge=1, description="Events with more pulses go to the dead-letter topic."
+    )
+
     health_timeout_s: float = Field(120.0, description="How long `stack up` waits per service.")
 
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
+
+    def topic(self, name: str) -> str:
+        """The Kafka name of a topic declared in topics/topics.yaml."""
+        return self.topic_prefix + name
 
     @property
     def mongo_url(self) -> str:

@@ -1,0 +1,113 @@
+"""Event assembly: turn frames back into whole events, including events split over messages.
+
+Pure logic, no I/O. Parts may interleave with other events, arrive twice or out of order; an
+event whose parts do not all arrive within the timeout is released flagged incomplete, so it is
+still predicted (and visibly marked) rather than held forever or silently dropped. Every event
+carries the tokens of the messages it came from, so the caller can acknowledge a message only
+once all its events are done.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from icecube_stream.stream.frames import PulseFrame
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: int
+    sensor_id: NDArray[np.int16]
+    time: NDArray[np.int64]
+    charge: NDArray[np.float32]
+    auxiliary: NDArray[np.bool_]
+    emitted_at_ns: int
+    tokens: tuple[Hashable, ...]
+    complete: bool = True
+
+    @property
+    def n_pulses(self) -> int:
+        return int(self.time.size)
+
+
+@dataclass
+class _Pending:
+    n_parts: int
+    first_seen_ns: int
+    parts: dict[int, Event] = field(default_factory=dict)
+
+
+class Assembler:
+    def __init__(self, timeout_ns: int, remember: int = 100_000) -> None:
+        self.timeout_ns = timeout_ns
+        self.remember = remember
+        self._pending: dict[int, _Pending] = {}
+        self._done: OrderedDict[int, None] = OrderedDict()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, frame: PulseFrame, token: Hashable, now_ns: int) -> list[Event]:
+        """The events this frame completes: its whole events and any split event it finishes."""
+        ready = []
+        offsets = frame.offsets
+        for k in range(frame.n_events):
+            lo, hi = int(offsets[k]), int(offsets[k + 1])
+            piece = Event(
+                event_id=int(frame.event_id[k]),
+                sensor_id=frame.sensor_id[lo:hi],
+                time=frame.time[lo:hi],
+                charge=frame.charge[lo:hi],
+                auxiliary=frame.auxiliary[lo:hi],
+                emitted_at_ns=frame.emitted_at_ns,
+                tokens=(token,),
+            )
+            n_parts = int(frame.n_parts[k])
+            if n_parts == 1:
+                ready.append(piece)
+            else:
+                event = self._add_part(piece, int(frame.part[k]), n_parts, now_ns)
+                if event is not None:
+                    ready.append(event)
+        return ready
+
+    def _add_part(self, piece: Event, part: int, n_parts: int, now_ns: int) -> Event | None:
+        if piece.event_id in self._done:
+            return None  # a late duplicate of an event already released
+        pending = self._pending.setdefault(piece.event_id, _Pending(n_parts, now_ns))
+        pending.parts.setdefault(part, piece)
+        if len(pending.parts) < pending.n_parts:
+            return None
+        return self._release(piece.event_id, complete=True)
+
+    def expire(self, now_ns: int) -> list[Event]:
+        """Release, flagged incomplete, every split event waiting longer than the timeout."""
+        stale = [
+            event_id
+            for event_id, pending in self._pending.items()
+            if now_ns - pending.first_seen_ns >= self.timeout_ns
+        ]
+        return [self._release(event_id, complete=False) for event_id in stale]
+
+    def _release(self, event_id: int, complete: bool) -> Event:
+        pending = self._pending.pop(event_id)
+        parts = [pending.parts[i] for i in sorted(pending.parts)]
+        self._done[event_id] = None
+        while len(self._done) > self.remember:
+            self._done.popitem(last=False)
+        return Event(
+            event_id=event_id,
+            sensor_id=np.concatenate([p.sensor_id for p in parts]),
+            time=np.concatenate([p.time for p in parts]),
+            charge=np.concatenate([p.charge for p in parts]),
+            auxiliary=np.concatenate([p.auxiliary for p in parts]),
+            emitted_at_ns=max(p.emitted_at_ns for p in parts),
+            tokens=tuple(dict.fromkeys(t for p in parts for t in p.tokens)),
+            complete=complete,
+        )

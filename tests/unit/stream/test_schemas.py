@@ -1,0 +1,60 @@
+import struct
+
+import pytest
+
+from icecube_stream.config import Settings
+from icecube_stream.stream.schemas import (
+    DLQ,
+    PREDICTIONS,
+    PULSES,
+    AvroCodec,
+    MalformedMessageError,
+    load_topics,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def specs():  # type: ignore[no-untyped-def]
+    return load_topics(Settings().topics_dir)
+
+
+def test_every_topic_the_code_names_is_declared(specs) -> None:  # type: ignore[no-untyped-def]
+    assert set(specs) == {PULSES, PREDICTIONS, DLQ}
+    assert specs[PULSES].partitions >= 6
+    assert specs[PULSES].value_schema_id != specs[PREDICTIONS].value_schema_id
+    assert specs[DLQ].value_schema is None
+
+
+def prediction() -> dict[str, object]:
+    return {
+        "event_id": 42, "azimuth": 1.0, "zenith": 2.0, "x": 0.1, "y": 0.2, "z": 0.3,
+        "angular_uncertainty": 0.4, "model_name": "m", "model_version": "3", "n_pulses": 60,
+        "emitted_at_ns": 1, "assembled_at_ns": 2, "predicted_at_ns": 3, "flags": ["incomplete"],
+    }  # fmt: skip
+
+
+def test_prediction_round_trip_with_confluent_style_header(specs) -> None:  # type: ignore[no-untyped-def]
+    codec = AvroCodec.for_topic(specs[PREDICTIONS])
+    data = codec.encode(prediction())
+    assert data[0] == 0
+    assert struct.unpack(">I", data[1:5])[0] == specs[PREDICTIONS].value_schema_id
+    assert codec.decode(data) == prediction()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "reason"),
+    [
+        (lambda d: b"\x80\x04\x95" + d, "not-avro"),  # a pickle's opening bytes
+        (lambda d: d[:3], "not-avro"),
+        (lambda d: d[:1] + struct.pack(">I", 99) + d[5:], "unknown-schema"),
+        (lambda d: d[:20], "corrupt-body"),
+        (lambda d: d + b"\x00\x01", "corrupt-body"),
+    ],
+)
+def test_undecodable_bodies_raise_with_a_reason(specs, mangle, reason) -> None:  # type: ignore[no-untyped-def]
+    codec = AvroCodec.for_topic(specs[PREDICTIONS])
+    with pytest.raises(MalformedMessageError) as raised:
+        codec.decode(mangle(codec.encode(prediction())))
+    assert raised.value.reason == reason
