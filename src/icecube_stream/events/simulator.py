@@ -81,7 +81,7 @@ class SimulationConfig:
     min_expected_pe: float = 1e-3
     #: Kaggle time of the start of the readout window; puts the first pulse near 6 us.
     window_start_ns: float = 5700.0
-    chunk_events: int = 512
+    chunk_events: int = 256
     seed_offset: int = field(default=0, repr=False)
 
 
@@ -89,7 +89,9 @@ class SimulationConfig:
 class IceModel:
     """Per-DOM optical properties derived once from the geometry."""
 
-    inv_attenuation: NDArray[np.float32]  # 1 / attenuation length (1/m)
+    neg_inv_attenuation: NDArray[np.float32]  # -1 / attenuation length (1/m)
+    positions_t: NDArray[np.float32]  # (3, n_doms)
+    positions_sq: NDArray[np.float32]  # |r|^2 per DOM
     efficiency: NDArray[np.float32]
     noise_cdf: NDArray[np.float64]  # cumulative noise probability over DOMs
     noise_rate_per_ns: float
@@ -115,12 +117,20 @@ class IceModel:
                 config.attenuation_clear_m,
             ]
         )
-        inv_attenuation = (1.0 / np.interp(z, table_z, table_att)).astype(F32)
+        neg_inv_attenuation = (-1.0 / np.interp(z, table_z, table_att)).astype(F32)
         efficiency = np.where(geometry.high_qe, config.high_qe_efficiency, 1.0).astype(F32)
         rates = np.where(geometry.high_qe, config.high_qe_noise_rate_hz, config.noise_rate_hz)
         total = float(rates.sum())
         cdf = np.cumsum(rates) / total if total > 0 else np.linspace(0, 1, rates.size)
-        return cls(inv_attenuation, efficiency, cdf, total * 1e-9)
+        positions = geometry.positions.astype(F32)
+        return cls(
+            neg_inv_attenuation=neg_inv_attenuation,
+            positions_t=np.ascontiguousarray(positions.T),
+            positions_sq=np.sum(positions * positions, axis=1),
+            efficiency=efficiency,
+            noise_cdf=cdf,
+            noise_rate_per_ns=total * 1e-9,
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,15 @@ def _sample_interactions(
     )
 
 
+_Sparse = tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.float32],
+    NDArray[np.float32],
+    NDArray[np.float32],
+]
+
+
 @dataclass
 class _Sources:
     """Sparse (event, DOM) pairs with non-negligible light: expected p.e., time, distance."""
@@ -226,76 +245,105 @@ class _Sources:
     t_geo: list[NDArray[np.float32]] = field(default_factory=list)
     distance: list[NDArray[np.float32]] = field(default_factory=list)
 
-    def add(
-        self,
-        events: NDArray[np.int64],
-        mean_pe: NDArray[np.float32],
-        t_geo: NDArray[np.float32],
-        distance: NDArray[np.float32],
-        threshold: float,
-    ) -> None:
-        # flatnonzero on the raveled array is several times faster than 2-D nonzero.
-        flat = np.flatnonzero(mean_pe > threshold)
-        rows, doms = np.divmod(flat, mean_pe.shape[1])
+    def add(self, events: NDArray[np.int64], sparse: _Sparse) -> None:
+        rows, doms, mean_pe, t_geo, distance = sparse
         self.event.append(events[rows])
-        self.dom.append(doms.astype(np.int64))
-        self.mean_pe.append(mean_pe.ravel()[flat])
-        self.t_geo.append(t_geo.ravel()[flat])
-        self.distance.append(distance.ravel()[flat])
+        self.dom.append(doms)
+        self.mean_pe.append(mean_pe)
+        self.t_geo.append(t_geo)
+        self.distance.append(distance)
+
+
+def _select(
+    mean_pe: NDArray[np.float32], threshold: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Flat indices, rows and columns where light is worth sampling (flatnonzero on the raveled
+    array is several times faster than 2-D nonzero)."""
+    flat = np.flatnonzero(mean_pe > threshold)
+    rows, cols = np.divmod(flat, mean_pe.shape[1])
+    return flat, rows.astype(np.int64), cols.astype(np.int64)
 
 
 def _distances(
-    pos: NDArray[np.float32], m: NDArray[np.float32], v: NDArray[np.float32]
+    ice: IceModel, m: NDArray[np.float32], v: NDArray[np.float32]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Along-track coordinate and squared distance of every DOM from every vertex.
+    """Along-axis coordinate and squared distance of every DOM from every vertex, (E, D).
 
     Matrix products instead of broadcasting keep (events, DOMs, 3) temporaries out of memory.
     """
-    along = (pos @ m.T).T - np.sum(v * m, axis=1)[:, None]
-    sq = (np.sum(pos * pos, axis=1)[None, :] - F32(2.0) * (v @ pos.T)) + np.sum(v * v, axis=1)[
-        :, None
-    ]
+    along = m @ ice.positions_t
+    along -= np.sum(v * m, axis=1)[:, None]
+    sq = v @ ice.positions_t
+    sq *= F32(-2.0)
+    sq += ice.positions_sq[None, :]
+    sq += np.sum(v * v, axis=1)[:, None]
     return along, sq
 
 
+# The light functions work in place on a few (events x DOMs) float32 buffers: every pass over
+# these arrays is memory-bound, and fresh temporaries per operation cost as much as the maths.
+
+
 def _track_light(
-    geometry: Geometry, ice: IceModel, inter: _Interactions, idx: NDArray[np.int64]
-) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
-    pos = geometry.positions.astype(F32)
-    along, sq = _distances(pos, inter.motion[idx].astype(F32), inter.vertex[idx].astype(F32))
-    perp = np.sqrt(np.maximum(sq - along * along, F32(0.0)))
+    ice: IceModel, inter: _Interactions, idx: NDArray[np.int64], threshold: float
+) -> _Sparse:
+    along, sq = _distances(ice, inter.motion[idx].astype(F32), inter.vertex[idx].astype(F32))
+    buf = along * along
+    sq -= buf
+    np.maximum(sq, F32(0.0), out=sq)
+    perp = np.sqrt(sq, out=sq)
     # Light reaching a DOM leaves the track where the Cherenkov cone through the DOM meets it;
     # clipping that point to the track's extent turns a track end into a point source, and the
     # path length sqrt(perp^2 + (along - end)^2) equals perp / sin(theta_c) on the cone itself.
     # (Arithmetic instead of np.where: where() on random masks is ~10x slower here.)
-    s_lo = inter.track_start[idx].astype(F32)[:, None]
-    s_hi = inter.track_end[idx].astype(F32)[:, None]
-    end = np.minimum(np.maximum(along - perp * F32(1.0 / TAN_CHERENKOV), s_lo), s_hi)
-    gap = along - end
-    travel = np.sqrt(perp * perp + gap * gap)
-    t_geo = (end + travel * F32(N_GROUP)) * F32(1.0 / C_VACUUM)
-    distance = travel * F32(SIN_CHERENKOV)
+    end = np.multiply(perp, F32(-1.0 / TAN_CHERENKOV), out=buf)
+    end += along
+    np.maximum(end, inter.track_start[idx].astype(F32)[:, None], out=end)
+    np.minimum(end, inter.track_end[idx].astype(F32)[:, None], out=end)
+    gap = np.subtract(along, end, out=along)
+    gap *= gap
+    perp *= perp
+    gap += perp
+    travel = np.sqrt(gap, out=gap)
+    distance = np.multiply(travel, F32(SIN_CHERENKOV), out=perp)
+    mean_pe = np.multiply(distance, ice.neg_inv_attenuation[None, :])
+    np.exp(mean_pe, out=mean_pe)
     reg = np.maximum(distance, F32(2.0))
-    light = inter.track_light[idx].astype(F32)[:, None] * ice.efficiency[None, :]
-    mean_pe = light * np.exp(-distance * ice.inv_attenuation[None, :]) / np.sqrt(reg)
-    return mean_pe, t_geo, distance
+    np.sqrt(reg, out=reg)
+    mean_pe /= reg
+    mean_pe *= inter.track_light[idx].astype(F32)[:, None]
+    mean_pe *= ice.efficiency[None, :]
+    flat, rows, cols = _select(mean_pe, threshold)
+    t_geo = (end.ravel()[flat] + travel.ravel()[flat] * F32(N_GROUP)) * F32(1.0 / C_VACUUM)
+    return rows, cols, mean_pe.ravel()[flat], t_geo, distance.ravel()[flat]
 
 
 def _cascade_light(
-    geometry: Geometry, ice: IceModel, inter: _Interactions, idx: NDArray[np.int64]
-) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
-    pos = geometry.positions.astype(F32)
-    along, sq = _distances(pos, inter.motion[idx].astype(F32), inter.vertex[idx].astype(F32))
-    dist = np.sqrt(np.maximum(sq, F32(0.0)))
-    inv_reg = F32(1.0) / np.maximum(dist, F32(2.0))
+    ice: IceModel, inter: _Interactions, idx: NDArray[np.int64], threshold: float
+) -> _Sparse:
+    along, sq = _distances(ice, inter.motion[idx].astype(F32), inter.vertex[idx].astype(F32))
+    np.maximum(sq, F32(0.0), out=sq)
+    dist = np.sqrt(sq, out=sq)
+    inv_reg = np.maximum(dist, F32(2.0))
+    np.divide(F32(1.0), inv_reg, out=inv_reg)
     # Cascade light peaks at the Cherenkov angle but scattering smears it over all directions:
     # a floor plus a Lorentzian bump in cos(angle to the cascade axis).
-    x = (along * inv_reg - F32(COS_CHERENKOV)) * F32(1.0 / 0.3)
-    angular = F32(0.3) + F32(1.7) / (F32(1.0) + x * x)
-    light = inter.cascade_light[idx].astype(F32)[:, None] * ice.efficiency[None, :]
-    mean_pe = light * angular * np.exp(-dist * ice.inv_attenuation[None, :]) * inv_reg
-    t_geo = dist * F32(N_GROUP / C_VACUUM)
-    return mean_pe.astype(F32, copy=False), t_geo, dist
+    x = np.multiply(along, inv_reg, out=along)
+    x -= F32(COS_CHERENKOV)
+    x *= F32(1.0 / 0.3)
+    x *= x
+    x += F32(1.0)
+    angular = np.divide(F32(1.7), x, out=x)
+    angular += F32(0.3)
+    mean_pe = np.multiply(dist, ice.neg_inv_attenuation[None, :])
+    np.exp(mean_pe, out=mean_pe)
+    mean_pe *= angular
+    mean_pe *= inv_reg
+    mean_pe *= inter.cascade_light[idx].astype(F32)[:, None]
+    mean_pe *= ice.efficiency[None, :]
+    flat, rows, cols = _select(mean_pe, threshold)
+    d = dist.ravel()[flat]
+    return rows, cols, mean_pe.ravel()[flat], d * F32(N_GROUP / C_VACUUM), d
 
 
 def _spe_charges(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
@@ -456,9 +504,9 @@ def simulate_chunk(
     tracks = np.flatnonzero(inter.kind != CASCADE)
     points = np.flatnonzero(inter.kind != TRACK)
     if tracks.size:
-        sources.add(tracks, *_track_light(geometry, ice, inter, tracks), config.min_expected_pe)
+        sources.add(tracks, _track_light(ice, inter, tracks, config.min_expected_pe))
     if points.size:
-        sources.add(points, *_cascade_light(geometry, ice, inter, points), config.min_expected_pe)
+        sources.add(points, _cascade_light(ice, inter, points, config.min_expected_pe))
     pulses = _photons_to_pulses(rng, sources, n_candidates, ice, config)
 
     base = np.full(n_candidates, np.inf)
