@@ -231,7 +231,10 @@ def stats_command(
     try:
         dataset = EventDataset(data, split=split)
         with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("reading", total=max_events)
+            total = dataset.count_events()
+            if max_events is not None:
+                total = min(total, max_events) if total is not None else max_events
+            task = progress.add_task("reading", total=total)
             stats = compute_stats(
                 dataset.iter_batches(max_events=max_events),
                 on_batch=lambda n: progress.advance(task, n),

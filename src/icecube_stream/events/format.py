@@ -416,6 +416,12 @@ class EventDataset:
         _check_schema(self.meta_path, schema, expected)
         return scan.with_columns([pl.col(n).cast(t) for n, t in expected.items()])
 
+    def count_events(self) -> int | None:
+        """Number of events per the meta file (None without one): cheap, reads one column."""
+        if not self.meta_path.is_file():
+            return None
+        return int(self.scan_meta().select(pl.len()).collect().item())
+
     def has_truth(self) -> bool:
         return self.meta_path.is_file() and "azimuth" in self.scan_meta().collect_schema()
 
