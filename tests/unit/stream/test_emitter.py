@@ -1,0 +1,27 @@
+import pytest
+
+from icecube_stream.events.format import DatasetWriter, EventDataset, concat_batches
+from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.simulator import Simulator
+from icecube_stream.stream import emitter
+from icecube_stream.stream.frames import frames_from_batch
+
+pytestmark = pytest.mark.unit
+
+
+def test_completed_events_counts_a_split_event_once(make_batch) -> None:  # type: ignore[no-untyped-def]
+    frames = list(frames_from_batch(make_batch([5, 230, 5]), "b", 10, 100))
+    assert [emitter.completed_events(f) for f in frames] == [1, 0, 0, 1, 1]
+
+
+def test_dataset_batches_limit_and_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    batch = concat_batches(list(Simulator(generate_geometry(), seed=6).iter_batches(120)))
+    with DatasetWriter(tmp_path, batch.geometry, events_per_file=50) as writer:
+        writer.append(batch)
+    dataset = EventDataset(tmp_path)
+    assert emitter.dataset_size(dataset) == 120
+    once = [b.n_events for _, b in emitter.dataset_batches(dataset)]
+    assert sum(once) == 120
+    looped = sum(b.n_events for _, b in emitter.dataset_batches(dataset, limit=300, loop=True))
+    assert looped == 300
+    assert sum(b.n_events for _, b in emitter.dataset_batches(dataset, limit=70)) == 70
