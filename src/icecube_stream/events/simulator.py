@@ -76,6 +76,7 @@ class SimulationConfig:
     noise_rate_hz: float = 450.0
     high_qe_noise_rate_hz: float = 650.0
     jitter_ns: float = 2.5
+    afterpulse_probability: float = 0.06  # per photo-electron
     merge_window_ns: float = 10.0
     max_photons_per_dom: int = 12
     min_expected_pe: float = 1e-3
@@ -353,6 +354,39 @@ def _spe_charges(rng: np.random.Generator, n: int) -> NDArray[np.float64]:
     return np.where(rng.random(n) < 0.8, np.maximum(gauss, 0.05), expo)
 
 
+#: Afterpulse delay groups of the IceCube PMT (ns): mean, width, share of afterpulses.
+AFTERPULSE_GROUPS = ((600.0, 100.0, 0.35), (2000.0, 300.0, 0.35), (6500.0, 800.0, 0.30))
+
+
+def _add_afterpulses(
+    rng: np.random.Generator,
+    photons: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]],
+    weight: NDArray[np.float64],
+    probability: float,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Late single-p.e. pulses on bright DOMs (ionised residual gas in the PMT).
+
+    They stretch bright events toward the 20-27 us ends seen in real data and give a
+    reconstruction late, on-DOM but off-time pulses to cope with.
+    """
+    event, dom, time, charge = photons
+    n_after = rng.poisson(probability * weight)
+    source = np.repeat(np.arange(time.size), n_after)
+    if source.size == 0:
+        return photons
+    shares = np.array([g[2] for g in AFTERPULSE_GROUPS])
+    group = rng.choice(len(AFTERPULSE_GROUPS), size=source.size, p=shares / shares.sum())
+    means = np.array([g[0] for g in AFTERPULSE_GROUPS])[group]
+    widths = np.array([g[1] for g in AFTERPULSE_GROUPS])[group]
+    delay = np.maximum(rng.normal(means, widths), 100.0)
+    return (
+        np.concatenate([event, event[source]]),
+        np.concatenate([dom, dom[source]]),
+        np.concatenate([time, time[source] + delay]),
+        np.concatenate([charge, _spe_charges(rng, source.size)]),
+    )
+
+
 def _segment_first(values: NDArray[np.int64]) -> NDArray[np.bool_]:
     first = np.ones(values.size, dtype=bool)
     first[1:] = values[1:] != values[:-1]
@@ -424,6 +458,9 @@ def _photons_to_pulses(
     delay = rng.gamma(shape, 1.0 / PANDEL_RATE)
     time = np.repeat(t_geo, sampled) + delay + rng.normal(0.0, config.jitter_ns, delay.size)
     charge = _spe_charges(rng, time.size) * weight
+    event, dom, time, charge = _add_afterpulses(
+        rng, (event, dom, time, charge), weight, config.afterpulse_probability
+    )
 
     # Dark noise over a span that contains any readout window the event can get.
     t_first = np.full(n_events, np.inf)
