@@ -4,7 +4,10 @@ Chain per event: interaction (track, starting track or cascade; power-law energy
 direction) -> expected photo-electrons at every DOM from Cherenkov geometry and attenuation in
 layered ice -> Poisson counts -> arrival times (direct Cherenkov time + Pandel-distributed
 scattering delay + PMT jitter) -> photons merged into pulses -> dark noise over the readout
-window -> HLC/SLC local coincidence (SLC = `auxiliary`) -> SMT8 trigger and readout window.
+window, PMT afterpulses -> HLC/SLC local coincidence (SLC = `auxiliary`) -> SMT8 trigger and
+readout window. Truth goes with each event: direction, `event_type`, `energy` (GeV, neutrino),
+and the vertex (`vertex_x/y/z`, m; for incoming tracks the point of closest approach to the
+centre) with the Kaggle-axis time the particle passes it (`vertex_time`, ns).
 
 Speed comes from doing every step for a whole chunk of candidate events at once: expected
 charges are (events x DOMs) float32 arrays, photons and pulses are flat arrays sorted by
@@ -83,7 +86,6 @@ class SimulationConfig:
     #: Kaggle time of the start of the readout window; puts the first pulse near 6 us.
     window_start_ns: float = 5700.0
     chunk_events: int = 256
-    seed_offset: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -403,7 +405,8 @@ def _local_coincidence(
     string = geometry.string[dom]
     slot = geometry.dom[dom] + 2  # padding keeps +-2 from wrapping into the next string
     n_strings = geometry.n_strings
-    base = (event * n_strings + string) * 64
+    slots = int(geometry.dom.max()) + 5
+    base = (event * n_strings + string) * slots
     keys = ((base + slot) << _TIME_KEY_BITS) + time_rel
     # Pulses usually arrive sorted by (event, DOM, time), which is this key's order already.
     sorted_keys = keys if bool(np.all(keys[1:] >= keys[:-1])) else np.sort(keys)
@@ -509,7 +512,7 @@ def _trigger(
     sel = np.flatnonzero(hlc)
     e, d, t = event[sel], dom[sel], time[sel]
     # One launch per DOM: keep each DOM's first HLC pulse (pulses are sorted by event, DOM, time).
-    first = _segment_first(e * 10_000 + d)
+    first = _segment_first(e * (int(d.max(initial=0)) + 1) + d)
     e, t = e[first], t[first]
     order = np.lexsort((t, e))
     e, t = e[order], t[order]
