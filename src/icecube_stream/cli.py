@@ -13,6 +13,7 @@ from rich.table import Table
 from icecube_stream.config import get_settings
 
 if TYPE_CHECKING:
+    from icecube_stream.model.reconstructor import ModelReconstructor
     from icecube_stream.stack.manager import ServiceStatus
 
 app = typer.Typer(
@@ -165,7 +166,9 @@ def simulate(
 @app.command("evaluate")
 def evaluate_command(
     data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
-    model: Annotated[str, typer.Option("--model", help="Reconstructor: linefit.")] = "linefit",
+    model: Annotated[
+        str, typer.Option("--model", help="linefit, champion, or an MLflow model URI / directory.")
+    ] = "linefit",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
@@ -179,7 +182,9 @@ def evaluate_command(
 
     err = Console(stderr=True)
     try:
-        reconstructor = get_reconstructor(model)
+        reconstructor = (
+            get_reconstructor(model) if model == "linefit" else _model_reconstructor(model)
+        )
         dataset = EventDataset(data)
         total = dataset.scan_meta().select("event_id").collect().height
         if max_events is not None:
@@ -195,6 +200,9 @@ def evaluate_command(
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
     summary = result.summary()
+    calibration = getattr(reconstructor, "calibration", None)
+    if calibration is not None:
+        summary["calibration"] = calibration(result.errors)
     if as_json:
         typer.echo(json.dumps(summary))
         return
@@ -210,6 +218,14 @@ def evaluate_command(
             f"{figures['median_angular_error']:.3f}",
         )
     Console().print(table)
+    if "calibration" in summary:
+        cal = summary["calibration"]
+        Console().print(
+            f"calibration: {cal['fraction_within_1sigma']:.1%} of events within the predicted "
+            f"1 sigma (vMF expects {cal['expected_within_1sigma']:.1%}), "
+            f"{cal['fraction_within_2sigma']:.1%} within 2 sigma "
+            f"(expects {cal['expected_within_2sigma']:.1%})"
+        )
 
 
 @app.command("stats")
@@ -253,3 +269,172 @@ def stats_command(
     Console().print(table)
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
+
+
+# ---------------------------------------------------------------------------------- model
+# train / model bench, and the model side of `evaluate`: thin wrappers over icecube_stream.model
+# (torch and mlflow are imported inside the commands).
+
+
+def _model_reconstructor(model: str) -> ModelReconstructor:
+    from icecube_stream.model.reconstructor import ModelReconstructor
+    from icecube_stream.model.tracking import load_model
+
+    return ModelReconstructor(load_model(model, get_settings()))
+
+
+model_app = typer.Typer(help="The direction model: inference benchmark.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@app.command("train")
+def train_command(
+    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data set with truth.")],
+    config: Annotated[str, typer.Option("--config", help="quick or default.")] = "quick",
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Override the config's epochs.")
+    ] = None,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=100, help="Use at most N training events.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Move the champion alias even if not better.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Train the direction model, track it in MLflow, register it, maybe promote it champion."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from icecube_stream.events.format import EventDataError
+    from icecube_stream.model.configs import get_config
+    from icecube_stream.model.tracking import Hooks, train_and_register
+    from icecube_stream.model.train import EpochReport
+
+    err = Console(stderr=True)
+    settings = get_settings()
+    try:
+        chosen = get_config(config, epochs)
+    except ValueError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    chosen = replace(chosen, threads=settings.torch_threads)
+    if max_events is not None:
+        chosen = replace(chosen, max_train_events=max_events)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"))
+    with Progress(*columns, TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task(f"loading {data}", total=None, info="")
+
+        def on_loaded(n_train: int, n_val: int) -> None:
+            progress.update(
+                task,
+                description=f"training {chosen.name}",
+                total=n_train * chosen.epochs,
+                info=f"{n_train} train / {n_val} val events",
+            )
+
+        def on_epoch(report: EpochReport) -> None:
+            progress.update(
+                task,
+                info=f"epoch {report.epoch}/{chosen.epochs} val error "
+                f"{report.val_mean_angular_error:.3f} rad",
+            )
+
+        hooks = Hooks(
+            on_loaded=on_loaded,
+            on_step=lambda n: progress.advance(task, n),
+            on_epoch=on_epoch,
+            on_message=lambda m: err.print(m, highlight=False),
+        )
+        try:
+            outcome = train_and_register(Path(data), chosen, settings, promote, hooks)
+        except (EventDataError, ValueError) as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(1) from None
+    summary = outcome.as_dict()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    table = Table(title=f"{settings.model_name} v{outcome.model_version} ({chosen.name})")
+    table.add_column("figure")
+    table.add_column("value")
+    cal = outcome.calibration
+    rows = [
+        ("validation mean error (rad)", f"{outcome.val_mean_angular_error:.4f}"),
+        ("validation median error (rad)", f"{outcome.val_median_angular_error:.4f}"),
+        ("LineFit on the same events", f"{outcome.linefit_val_mean_angular_error:.4f}"),
+        (
+            "within 1 / 2 sigma",
+            f"{cal['fraction_within_1sigma']:.1%} / {cal['fraction_within_2sigma']:.1%} "
+            f"(vMF expects {cal['expected_within_1sigma']:.1%} / "
+            f"{cal['expected_within_2sigma']:.1%})",
+        ),
+        ("training time", f"{outcome.train_seconds:.0f} s"),
+        ("promoted", f"{outcome.promoted}: {outcome.reason}"),
+        ("MLflow run", outcome.run_id),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@model_app.command("bench")
+def model_bench(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="champion, an MLflow URI / directory, or untrained (speed only)."
+        ),
+    ] = "champion",
+    config: Annotated[
+        str, typer.Option("--config", help="Architecture for --model untrained.")
+    ] = "quick",
+    data: Annotated[
+        str | None, typer.Option("--data", help="Events to run on (default: 4096 simulated).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """In-process CPU inference speed (events/s) at batch sizes 1, 32 and 256."""
+    from icecube_stream.events.format import EventDataError, concat_batches
+    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.simulator import Simulator
+    from icecube_stream.model.bench import benchmark
+    from icecube_stream.model.configs import get_config
+    from icecube_stream.model.data import load_events
+    from icecube_stream.model.inference import DirectionModel
+    from icecube_stream.model.tracking import load_model
+
+    err = Console(stderr=True)
+    settings = get_settings()
+    try:
+        if data is not None:
+            events = load_events(data, max_events=8192)
+        else:
+            events = concat_batches(list(Simulator(generate_geometry(), seed=7).iter_batches(4096)))
+        if model == "untrained":
+            chosen = get_config(config)
+            direction_model = DirectionModel(chosen.features, chosen.network, events.geometry)
+        else:
+            direction_model = load_model(model, settings)
+    except (EventDataError, ValueError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    result = benchmark(direction_model, events, threads=threads or settings.torch_threads)
+    result["model"] = model
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"inference on CPU, {result['threads']} threads ({model})")
+    for column in ("batch size", "events", "end to end (events/s)", "network only (events/s)"):
+        table.add_column(column)
+    for size, figures in result["batch_sizes"].items():
+        table.add_row(
+            size,
+            str(figures["events"]),
+            f"{figures['end_to_end_eps']:,.0f}",
+            f"{figures['network_eps']:,.0f}",
+        )
+    Console().print(table)

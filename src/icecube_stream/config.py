@@ -58,8 +58,27 @@ class Settings(BaseSettings):
     max_event_pulses: int = Field(
         50_000, ge=1, description="Events with more pulses go to the dead-letter topic."
     )
+    n_sensors: int = Field(5160, description="Sensor ids outside 0..n_sensors-1 are rejected.")
+
+    worker_app_id: str = Field("icecube-worker", description="Faust app id = consumer group.")
+    worker_take_messages: int = Field(32, ge=1, description="Frames handled per worker step.")
+    worker_take_within_s: float = Field(0.05, description="Longest wait to fill a worker step.")
+    assembly_timeout_s: float = Field(
+        30.0, description="A split event still missing parts after this is predicted incomplete."
+    )
+    mongo_collection: str = "predictions"
+    model_batch_events: int = Field(512, ge=1, description="Events per model-server request.")
+    model_timeout_s: float = Field(30.0, description="One model-server request's time limit.")
+    model_retry_max_s: float = Field(
+        60.0, description="Back-off budget of one call on 429/503/504 before it fails loudly."
+    )
 
     health_timeout_s: float = Field(120.0, description="How long `stack up` waits per service.")
+
+    mlflow_experiment: str = Field("icecube-direction", description="Experiment of training runs.")
+    model_name: str = Field("icecube-direction", description="Registered model in MLflow.")
+    model_alias: str = Field("champion", description="Alias of the model version that serves.")
+    torch_threads: int = Field(2, description="Intra-op threads for training and inference.")
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -68,6 +87,10 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The Kafka name of a topic declared in topics/topics.yaml."""
         return self.topic_prefix + name
+
+    @property
+    def model_server_url(self) -> str:
+        return f"http://{self.host}:{self.model_server_port}"
 
     @property
     def mongo_url(self) -> str:

@@ -1,0 +1,268 @@
+"""The one feature builder: event pulses + detector geometry -> per-pulse and per-event arrays.
+
+Training, evaluation and serving all call `build_features`, so a model never sees features
+computed one way in training and another way in production. Everything is vectorised over
+events stored back to back (pulses of event k are rows offsets[k]:offsets[k+1]).
+
+Pulse selection: a network's cost grows with the pulses it reads, and real events have a long
+tail to thousands of pulses (mostly noise), so each event keeps at most `max_pulses`. The ones
+that carry direction survive: non-auxiliary (locally coincident, fully digitised) pulses first,
+then by charge, then by time. Kept pulses are re-ordered by time, so results do not depend on the
+order rows arrived in beyond ties in time.
+
+Normalisation lives here and nowhere else (`FeatureConfig`): positions in units of 500 m (the
+detector's half size), times relative to the event's charge-weighted clean-pulse time in units of
+3 us, charge as log1p. Per-event summaries include robust LineFit, so the network starts from the
+classic first guess and learns the correction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from icecube_stream.events.geometry import Geometry
+from icecube_stream.physics.linefit import robust_linefit, robust_weights
+
+F32 = np.float32
+
+PULSE_FEATURES = (
+    "x",
+    "y",
+    "z",
+    "dx",
+    "dy",
+    "dz",
+    "dt",
+    "log_charge",
+    "auxiliary",
+    "high_qe",
+)
+EVENT_FEATURES = (
+    "linefit_x",
+    "linefit_y",
+    "linefit_z",
+    "linefit_log_speed",
+    "linefit_valid",
+    "log_pulses",
+    "log_clean_pulses",
+    "log_charge",
+    "aux_fraction",
+    "centre_x",
+    "centre_y",
+    "centre_z",
+    "time_spread",
+    "kept_fraction",
+)
+
+
+class FeatureError(ValueError):
+    """Input that cannot be turned into features; the message says which event and why."""
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Selection and normalisation constants; stored with every model so serving matches."""
+
+    max_pulses: int = 64
+    position_scale_m: float = 500.0
+    relative_scale_m: float = 200.0
+    time_scale_ns: float = 3000.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PulseFeatures:
+    """Kept pulses back to back (`values`, `offsets`) plus one row of `events` per event."""
+
+    values: NDArray[np.float32]  # (kept pulses, len(PULSE_FEATURES))
+    offsets: NDArray[np.int64]  # (n_events + 1,)
+    events: NDArray[np.float32]  # (n_events, len(EVENT_FEATURES))
+
+    @property
+    def n_events(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def lengths(self) -> NDArray[np.int64]:
+        return np.diff(self.offsets)
+
+    def pad(self, indices: NDArray[np.int64] | None = None) -> PaddedBatch:
+        """Events `indices` (default: all) padded to the longest of them, with a mask."""
+        idx = np.arange(self.n_events) if indices is None else np.asarray(indices, np.int64)
+        lengths = self.lengths[idx]
+        width = int(lengths.max()) if idx.size else 0
+        pulses = np.zeros((idx.size, width, self.values.shape[1]), dtype=F32)
+        slot = np.arange(width)[None, :]
+        mask = slot < lengths[:, None]
+        rows = (self.offsets[idx][:, None] + slot)[mask]
+        pulses[mask] = self.values[rows]
+        return PaddedBatch(pulses=pulses, mask=mask, events=self.events[idx])
+
+
+@dataclass(frozen=True)
+class PaddedBatch:
+    """Network input: `mask` is True for real pulses, False for padding."""
+
+    pulses: NDArray[np.float32]  # (n, width, n_pulse_features)
+    mask: NDArray[np.bool_]  # (n, width)
+    events: NDArray[np.float32]  # (n, n_event_features)
+
+    @property
+    def padding_fraction(self) -> float:
+        return float(1.0 - self.mask.mean()) if self.mask.size else 0.0
+
+
+def _segment_sum(values: NDArray[np.float64], offsets: NDArray[np.int64]) -> NDArray[np.float64]:
+    # Every segment is non-empty here (checked before), so reduceat is exact.
+    return np.asarray(np.add.reduceat(values, offsets[:-1], axis=0), dtype=np.float64)
+
+
+def validate_pulses(
+    sensor_id: NDArray[np.integer],
+    time: NDArray[np.number],
+    charge: NDArray[np.number],
+    auxiliary: NDArray[np.bool_],
+    offsets: NDArray[np.int64],
+    n_sensors: int,
+) -> None:
+    """Raise FeatureError for input a model must never silently reconstruct."""
+    n = sensor_id.shape[0]
+    if time.shape != (n,) or charge.shape != (n,) or auxiliary.shape != (n,):
+        raise FeatureError(
+            f"pulse arrays differ in length: sensor_id {sensor_id.shape}, time {time.shape}, "
+            f"charge {charge.shape}, auxiliary {auxiliary.shape}"
+        )
+    if offsets.ndim != 1 or offsets.size < 2 or offsets[0] != 0 or offsets[-1] != n:
+        raise FeatureError("offsets must start at 0, end at the number of pulses, cover >= 1 event")
+    lengths = np.diff(offsets)
+    if (lengths <= 0).any():
+        first = int(np.flatnonzero(lengths <= 0)[0])
+        raise FeatureError(f"event {first} of the batch has no pulses (empty event)")
+    bad = ~np.isfinite(np.asarray(time, dtype=np.float64)) | ~np.isfinite(
+        np.asarray(charge, dtype=np.float64)
+    )
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        event = int(np.searchsorted(offsets, row, side="right") - 1)
+        raise FeatureError(f"event {event} of the batch has a NaN/inf time or charge (pulse {row})")
+    unknown = (sensor_id < 0) | (sensor_id >= n_sensors)
+    if unknown.any():
+        ids = np.unique(sensor_id[unknown])[:5].tolist()
+        raise FeatureError(f"unknown sensor_id(s) {ids}: the geometry has {n_sensors} sensors")
+
+
+def select_pulses(
+    time: NDArray[np.number],
+    charge: NDArray[np.number],
+    auxiliary: NDArray[np.bool_],
+    offsets: NDArray[np.int64],
+    max_pulses: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Row indices of the kept pulses (grouped by event, time order) and their offsets."""
+    lengths = np.diff(offsets)
+    event = np.repeat(np.arange(lengths.size), lengths)
+    if int(lengths.max()) <= max_pulses:
+        keep_rows = np.lexsort((np.arange(event.size), time, event))
+        return keep_rows.astype(np.int64), offsets.astype(np.int64)
+    # Priority order inside each event: clean first, then brightest, then earliest.
+    order = np.lexsort((time, -np.asarray(charge, np.float64), auxiliary, event))
+    rank = np.arange(event.size) - np.repeat(offsets[:-1], lengths)
+    chosen = order[rank < max_pulses]
+    chosen = chosen[np.lexsort((chosen, time[chosen], event[chosen]))]
+    kept = np.minimum(lengths, max_pulses)
+    new_offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+    return chosen.astype(np.int64), new_offsets
+
+
+def build_features(
+    sensor_id: NDArray[np.integer],
+    time: NDArray[np.number],
+    charge: NDArray[np.number],
+    auxiliary: NDArray[np.bool_],
+    offsets: NDArray[np.int64],
+    geometry: Geometry,
+    config: FeatureConfig | None = None,
+) -> PulseFeatures:
+    """Features of every event in the batch; see the module docstring for the choices."""
+    cfg = config or FeatureConfig()
+    offsets = np.asarray(offsets, dtype=np.int64)
+    sensor_id = np.asarray(sensor_id)
+    auxiliary = np.asarray(auxiliary, dtype=bool)
+    validate_pulses(sensor_id, time, charge, auxiliary, offsets, geometry.n_sensors)
+    t_all = np.asarray(time, dtype=np.float64)
+    q_all = np.asarray(charge, dtype=np.float64)
+    pos_all = geometry.positions[sensor_id.astype(np.int64)]
+    if not np.isfinite(pos_all).all():
+        raise FeatureError("the geometry has NaN/inf positions for sensors in this batch")
+    lengths = np.diff(offsets)
+    n_events = lengths.size
+
+    # Per-event summaries over ALL pulses: clean-pulse (robust) weights, charge-weighted.
+    clean_w = robust_weights(auxiliary, offsets)
+    w = clean_w * np.maximum(q_all, 0.0)
+    w_sum = _segment_sum(w, offsets)
+    # An event of only zero-charge pulses falls back to uniform weights.
+    w = np.where(np.repeat(w_sum > 0, lengths), w, 1.0)
+    w_sum = _segment_sum(w, offsets)
+    centre = _segment_sum(w[:, None] * pos_all, offsets) / w_sum[:, None]
+    t_ref = _segment_sum(w * t_all, offsets) / w_sum
+    event_of = np.repeat(np.arange(n_events), lengths)
+    dt_all = t_all - t_ref[event_of]
+    t_spread = np.sqrt(_segment_sum(w * dt_all * dt_all, offsets) / w_sum)
+    fit = robust_linefit(pos_all, t_all, offsets, auxiliary)
+    lf_dir = np.stack(
+        [
+            np.cos(fit.azimuth) * np.sin(fit.zenith),
+            np.sin(fit.azimuth) * np.sin(fit.zenith),
+            np.cos(fit.zenith),
+        ],
+        axis=1,
+    )
+    n_clean = _segment_sum((~auxiliary).astype(np.float64), offsets)
+    total_q = _segment_sum(q_all, offsets)
+
+    rows, new_offsets = select_pulses(t_all, q_all, auxiliary, offsets, cfg.max_pulses)
+    kept_event = event_of[rows]
+    pos = pos_all[rows]
+    values = np.empty((rows.size, len(PULSE_FEATURES)), dtype=F32)
+    values[:, 0:3] = pos / cfg.position_scale_m
+    values[:, 3:6] = (pos - centre[kept_event]) / cfg.relative_scale_m
+    values[:, 6] = dt_all[rows] / cfg.time_scale_ns
+    values[:, 7] = np.log1p(np.maximum(q_all[rows], 0.0))
+    values[:, 8] = auxiliary[rows]
+    values[:, 9] = geometry.high_qe[sensor_id[rows].astype(np.int64)]
+
+    events = np.empty((n_events, len(EVENT_FEATURES)), dtype=F32)
+    events[:, 0:3] = np.where(fit.valid[:, None], lf_dir, 0.0)
+    events[:, 3] = np.log10(np.clip(fit.speed, 1e-3, 10.0))
+    events[:, 4] = fit.valid
+    events[:, 5] = np.log(lengths) / 5.0
+    events[:, 6] = np.log1p(n_clean) / 5.0
+    events[:, 7] = np.log1p(total_q) / 5.0
+    events[:, 8] = 1.0 - n_clean / lengths
+    events[:, 9:12] = centre / cfg.position_scale_m
+    events[:, 12] = t_spread / cfg.time_scale_ns
+    events[:, 13] = np.diff(new_offsets) / lengths
+    return PulseFeatures(values=values, offsets=new_offsets, events=events)
+
+
+def features_from_batch(batch: object, config: FeatureConfig | None = None) -> PulseFeatures:
+    """`build_features` for an `EventBatch` (typed loosely so serving code need not import it)."""
+    from icecube_stream.events.format import EventBatch
+
+    if not isinstance(batch, EventBatch):
+        raise TypeError(f"expected an EventBatch, got {type(batch).__name__}")
+    return build_features(
+        batch.sensor_id,
+        batch.time,
+        batch.charge,
+        batch.auxiliary,
+        batch.offsets,
+        batch.geometry,
+        config,
+    )

@@ -1,0 +1,169 @@
+"""A trained model as one object: feature config + network + the geometry it was trained on.
+
+`DirectionModel.predict` is the single inference path (evaluation, benchmark, MLflow pyfunc,
+the model server): features from the shared builder, length-bucketed sub-batches so padding stays
+small, directions and kappa back in the caller's order. On disk a model is a directory with
+config.json, weights.pt (a state_dict, loaded with weights_only=True: no pickled code) and
+geometry.npy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from icecube_stream.events.geometry import Geometry, from_positions
+from icecube_stream.model.batching import bucketed_batches
+from icecube_stream.model.features import (
+    EVENT_FEATURES,
+    PULSE_FEATURES,
+    FeatureConfig,
+    PulseFeatures,
+    build_features,
+)
+from icecube_stream.model.loss import sigma_from_kappa
+from icecube_stream.model.network import DirectionNet, NetworkConfig
+from icecube_stream.physics.angles import vector_to_angles
+
+FORMAT_VERSION = 1
+#: Events per forward pass when predicting; sub-batches are cut from length-sorted events.
+INFERENCE_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    azimuth: NDArray[np.float64]
+    zenith: NDArray[np.float64]
+    direction: NDArray[np.float64]  # (n, 3) unit vectors, source direction
+    kappa: NDArray[np.float64]
+    sigma: NDArray[np.float64]  # radians, 1 / sqrt(kappa)
+
+
+class GeometryMismatchError(ValueError):
+    """The data comes from a detector layout the model was not trained on."""
+
+
+class DirectionModel:
+    def __init__(
+        self,
+        features: FeatureConfig,
+        network: NetworkConfig,
+        geometry: Geometry,
+        net: DirectionNet | None = None,
+    ) -> None:
+        self.features = features
+        self.network = network
+        self.geometry = geometry
+        self.net = net if net is not None else DirectionNet(network)
+        self.net.eval()
+
+    def check_geometry(self, geometry: Geometry) -> None:
+        if geometry is self.geometry:
+            return
+        ours, theirs = self.geometry.positions, geometry.positions
+        if ours.shape != theirs.shape or not np.allclose(ours, theirs, atol=1.0):
+            raise GeometryMismatchError(
+                f"the data's geometry ({theirs.shape[0]} sensors) differs from the one the "
+                f"model was trained on ({ours.shape[0]} sensors)"
+            )
+
+    def featurize(
+        self,
+        sensor_id: NDArray[np.integer],
+        time: NDArray[np.number],
+        charge: NDArray[np.number],
+        auxiliary: NDArray[np.bool_],
+        offsets: NDArray[np.int64],
+    ) -> PulseFeatures:
+        return build_features(
+            sensor_id, time, charge, auxiliary, offsets, self.geometry, self.features
+        )
+
+    def predict_features(self, features: PulseFeatures, chunk: int = INFERENCE_CHUNK) -> Prediction:
+        direction, kappa = predict_arrays(self.net, features, chunk)
+        azimuth, zenith = vector_to_angles(direction)
+        return Prediction(
+            azimuth=azimuth,
+            zenith=zenith,
+            direction=direction,
+            kappa=kappa,
+            sigma=sigma_from_kappa(kappa),
+        )
+
+    def predict(
+        self,
+        sensor_id: NDArray[np.integer],
+        time: NDArray[np.number],
+        charge: NDArray[np.number],
+        auxiliary: NDArray[np.bool_],
+        offsets: NDArray[np.int64],
+        chunk: int = INFERENCE_CHUNK,
+    ) -> Prediction:
+        """Events back to back (Kaggle columns + offsets) -> one prediction per event."""
+        return self.predict_features(
+            self.featurize(sensor_id, time, charge, auxiliary, offsets), chunk
+        )
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "features": self.features.as_dict(),
+            "network": self.network.as_dict(),
+            "pulse_features": list(PULSE_FEATURES),
+            "event_features": list(EVENT_FEATURES),
+        }
+        (directory / "config.json").write_text(json.dumps(config, indent=2))
+        torch.save(self.net.state_dict(), directory / "weights.pt")
+        np.save(directory / "geometry.npy", self.geometry.positions)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> DirectionModel:
+        config: dict[str, Any] = json.loads((directory / "config.json").read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory}: unsupported model format {config.get('format_version')}"
+            )
+        if config["pulse_features"] != list(PULSE_FEATURES) or config["event_features"] != list(
+            EVENT_FEATURES
+        ):
+            raise ValueError(f"{directory}: model was trained with a different feature set")
+        features = FeatureConfig(**config["features"])
+        network = NetworkConfig(**config["network"])
+        net = DirectionNet(network)
+        state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        geometry = from_positions(np.load(directory / "geometry.npy"))
+        return cls(features, network, geometry, net)
+
+
+def predict_arrays(
+    net: DirectionNet, features: PulseFeatures, chunk: int = INFERENCE_CHUNK
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Directions (n, 3) and kappa (n,) in input order, forward passes on length-sorted chunks."""
+    n = features.n_events
+    direction = np.empty((n, 3), dtype=np.float64)
+    kappa = np.empty(n, dtype=np.float64)
+    was_training = net.training
+    net.eval()
+    with torch.inference_mode():
+        for idx in bucketed_batches(features.lengths, chunk):
+            batch = features.pad(idx)
+            d, k = net(
+                torch.from_numpy(batch.pulses),
+                torch.from_numpy(batch.mask),
+                torch.from_numpy(batch.events),
+            )
+            direction[idx] = d.numpy()
+            kappa[idx] = k.numpy()
+    net.train(was_training)
+    return direction, kappa

@@ -1,0 +1,115 @@
+"""The direction network: a per-pulse encoder, a little attention, pooling, a vMF head.
+
+Why this shape (see docs/model.md for the measurements): the model must run at >= 8,000
+events/s on 2 CPU threads, i.e. about 250 us of CPU per event, which rules out deep
+transformers over hundreds of pulses. Events are sets of pulses, so the body is
+permutation-invariant: every pulse (with its event's summary features broadcast to it) goes
+through a small MLP. Pulses then see each other through `n_context` context blocks: the set is
+pooled (mean and max), the pooled vector is broadcast back and each pulse is updated by an MLP
+of itself and the event context. That costs O(pulses) where self-attention costs O(pulses^2);
+`n_attention` real self-attention blocks can be added for a slower, richer model (measured in
+docs/model.md). Masked mean / max / attention pooling turn the set into one vector. The head sees
+that vector plus the event summaries (robust LineFit among them) and outputs a direction and a
+von Mises-Fisher concentration kappa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional
+
+from icecube_stream.model.features import EVENT_FEATURES, PULSE_FEATURES
+
+#: kappa is kept above this so the loss stays finite for hopeless events (sigma ~ 3 rad).
+KAPPA_MIN = 0.1
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    d_model: int = 64
+    n_context: int = 1
+    n_attention: int = 0
+    n_heads: int = 4
+    ff_dim: int = 128
+    n_pulse_features: int = len(PULSE_FEATURES)
+    n_event_features: int = len(EVENT_FEATURES)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class DirectionNet(nn.Module):
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.encoder = nn.Sequential(
+            nn.Linear(config.n_pulse_features + config.n_event_features, d),
+            nn.GELU(),
+            nn.Linear(d, d),
+        )
+        self.context = nn.ModuleList(_ContextBlock(d) for _ in range(config.n_context))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                d,
+                config.n_heads,
+                config.ff_dim,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(config.n_attention)
+        )
+        self.score = nn.Linear(d, 1)
+        self.head = nn.Sequential(
+            nn.Linear(3 * d + config.n_event_features, 2 * d),
+            nn.GELU(),
+            nn.Linear(2 * d, d),
+            nn.GELU(),
+            nn.Linear(d, 4),
+        )
+
+    def forward(self, pulses: Tensor, mask: Tensor, events: Tensor) -> tuple[Tensor, Tensor]:
+        """pulses (n, L, F), mask (n, L) True = real, events (n, G) -> unit (n, 3), kappa (n,)."""
+        width = pulses.shape[1]
+        context = events[:, None, :].expand(-1, width, -1)
+        h = self.encoder(torch.cat([pulses, context], dim=-1))
+        padding = ~mask
+        real = mask[..., None].to(h.dtype)
+        for context_block in self.context:
+            h = context_block(h, real, padding)
+        for block in self.blocks:
+            h = block(h, src_key_padding_mask=padding)
+        mean, maxed = _masked_mean_max(h, real, padding)
+        scores = self.score(h).squeeze(-1).masked_fill(padding, float("-inf"))
+        attended = (torch.softmax(scores, dim=1)[..., None] * h).sum(dim=1)
+        out = self.head(torch.cat([mean, maxed, attended, events], dim=-1))
+        direction = functional.normalize(out[:, :3], dim=-1, eps=1e-6)
+        kappa = functional.softplus(out[:, 3]) + KAPPA_MIN
+        return direction, kappa
+
+
+def _masked_mean_max(h: Tensor, real: Tensor, padding: Tensor) -> tuple[Tensor, Tensor]:
+    mean = (h * real).sum(dim=1) / real.sum(dim=1).clamp_min(1.0)
+    maxed = h.masked_fill(padding[..., None], float("-inf")).amax(dim=1)
+    return mean, maxed
+
+
+class _ContextBlock(nn.Module):
+    """h <- h + MLP(h, pooled(h)): each pulse learns about the whole event in O(pulses)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.summary = nn.Linear(2 * d, d)
+        self.update = nn.Sequential(nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.local = nn.Linear(d, d, bias=False)
+
+    def forward(self, h: Tensor, real: Tensor, padding: Tensor) -> Tensor:
+        mean, maxed = _masked_mean_max(h, real, padding)
+        summary = self.summary(torch.cat([mean, maxed], dim=-1))
+        updated: Tensor = h + self.update(self.local(h) + summary[:, None, :])
+        return updated
