@@ -36,7 +36,8 @@ class ServiceStatus:
 
 
 def select(settings: Settings, only: Sequence[str] | None = None) -> list[Service]:
-    names = list(only) if only else list(SERVICES)
+    """The named services, or all infrastructure services when none are named."""
+    names = list(only) if only else [n for n, s in SERVICES.items() if s.infrastructure]
     unknown = [name for name in names if name not in SERVICES]
     if unknown:
         raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")

@@ -16,6 +16,8 @@ class StackError(RuntimeError):
 
 class Service(ABC):
     name: ClassVar[str]
+    #: Infrastructure starts with a plain `stack up`; pipeline components only when named.
+    infrastructure: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
