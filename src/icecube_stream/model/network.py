@@ -23,6 +23,7 @@ from torch.nn import functional
 
 from icecube_stream.model.features import EVENT_FEATURES, PULSE_FEATURES
 
+LINEFIT_SLICE = slice(EVENT_FEATURES.index("linefit_x"), EVENT_FEATURES.index("linefit_z") + 1)
 #: kappa is kept above this so the loss stays finite for hopeless events (sigma ~ 3 rad).
 KAPPA_MIN = 0.1
 
@@ -65,6 +66,9 @@ class DirectionNet(nn.Module):
             for _ in range(config.n_attention)
         )
         self.score = nn.Linear(d, 1)
+        # The head predicts a correction to robust LineFit (an event feature): the output starts
+        # out as LineFit's direction and training only has to learn where it is wrong.
+        self.prior_weight = nn.Parameter(torch.tensor(3.0))
         self.head = nn.Sequential(
             nn.Linear(3 * d + config.n_event_features, 2 * d),
             nn.GELU(),
@@ -88,7 +92,8 @@ class DirectionNet(nn.Module):
         scores = self.score(h).squeeze(-1).masked_fill(padding, float("-inf"))
         attended = (torch.softmax(scores, dim=1)[..., None] * h).sum(dim=1)
         out = self.head(torch.cat([mean, maxed, attended, events], dim=-1))
-        direction = functional.normalize(out[:, :3], dim=-1, eps=1e-6)
+        prior = events[:, LINEFIT_SLICE]
+        direction = functional.normalize(out[:, :3] + self.prior_weight * prior, dim=-1, eps=1e-6)
         kappa = functional.softplus(out[:, 3]) + KAPPA_MIN
         return direction, kappa
 

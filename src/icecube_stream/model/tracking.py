@@ -113,9 +113,10 @@ class TrainOutcome:
     train_seconds: float
     n_train: int
     n_val: int
+    model: DirectionModel
 
     def as_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "model"}
         out["calibration"] = {k: v for k, v in self.calibration.items() if k != "curve"}
         return out
 
@@ -200,6 +201,95 @@ def _champion_error(
     return current.version, float(np.mean(errors)), f"champion v{current.version}"
 
 
+@dataclass(frozen=True)
+class Registration:
+    version: str
+    promoted: bool
+    reason: str
+    val_mean_angular_error: float
+    champion_error: float | None
+
+
+def _signature() -> Any:
+    """Input/output schema of the pyfunc (pulses in, one row per event out)."""
+    from mlflow.models import infer_signature
+
+    pulses = pl.DataFrame(
+        {"event_id": [1], "sensor_id": [0], "time": [6000], "charge": [1.0], "auxiliary": [False]},
+        schema={
+            "event_id": pl.Int64,
+            "sensor_id": pl.Int16,
+            "time": pl.Int64,
+            "charge": pl.Float64,
+            "auxiliary": pl.Boolean,
+        },
+    ).to_pandas()
+    out = pl.DataFrame(
+        {"event_id": [1], "azimuth": [0.0], "zenith": [0.0], "sigma": [0.1], "kappa": [100.0]}
+    ).to_pandas()
+    return infer_signature(pulses, out)
+
+
+def log_and_register(
+    model: DirectionModel,
+    val: LabelledSet,
+    settings: Settings,
+    promote: bool = False,
+    config_name: str = "",
+) -> Registration:
+    """Log `model` to the active run, register a version, move the alias if it earned it.
+
+    "Earned" means a lower mean angular error than the current champion on `val`, both scored
+    here on the same events; `promote` forces the move and the reason says so.
+    """
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    assert val.batch.azimuth is not None and val.batch.zenith is not None
+    pred = model.predict_features(val.features)
+    mean_error = float(
+        np.mean(
+            angular_distance_angles(val.batch.azimuth, val.batch.zenith, pred.azimuth, pred.zenith)
+        )
+    )
+    champion_version, champion_error, note = _champion_error(client, settings, val)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / MODEL_ARTIFACT)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=DirectionPyfunc(),
+            artifacts={MODEL_ARTIFACT: str(model_dir)},
+            registered_model_name=settings.model_name,
+            signature=_signature(),
+            pip_requirements=["icecube-stream", "torch", "numpy", "polars"],
+        )
+    version = str(info.registered_model_version)
+    if champion_error is None:
+        better = champion_version is None
+        reason = f"{note}: " + ("first version" if better else "kept, not comparable")
+    else:
+        better = mean_error < champion_error
+        reason = (
+            f"{note} scores {champion_error:.4f} rad on this run's validation set, "
+            f"the new version v{version} {mean_error:.4f} rad"
+        )
+    promoted = better or promote
+    if promote and not better:
+        reason += "; promoted anyway because --promote was given"
+    elif promoted:
+        reason += f"; v{version} is the new {settings.model_alias}"
+    else:
+        reason += f"; {settings.model_alias} kept"
+    if promoted:
+        client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
+    for key, value in (
+        ("val_mean_angular_error", f"{mean_error:.6f}"),
+        ("config", config_name),
+        ("promotion", reason),
+    ):
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    mlflow.set_tags({"promoted": str(promoted), "promotion": reason, "model_version": version})
+    return Registration(version, promoted, reason, mean_error, champion_error)
+
+
 def train_and_register(
     data: Path | str,
     config: TrainConfig,
@@ -214,7 +304,6 @@ def train_and_register(
         hooks.on_loaded(train.features.n_events, val.features.n_events)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(settings.mlflow_experiment)
-    client = MlflowClient(settings.mlflow_tracking_uri)
     with mlflow.start_run(run_name=f"{config.name}") as run:
         mlflow.log_params(
             {
@@ -284,52 +373,20 @@ def train_and_register(
         mlflow.log_dict(cal, "calibration.json")
 
         model = DirectionModel(config.features, config.network, val.batch.geometry, net)
-        champion_version, champion_error, note = _champion_error(client, settings, val)
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = model.save(Path(tmp) / MODEL_ARTIFACT)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=DirectionPyfunc(),
-                artifacts={MODEL_ARTIFACT: str(model_dir)},
-                registered_model_name=settings.model_name,
-                pip_requirements=["icecube-stream", "torch", "numpy", "polars"],
-            )
-        version = str(info.registered_model_version)
-        if champion_error is None:
-            better = champion_version is None
-            reason = f"{note}: " + ("first version" if better else "kept, not comparable")
-        else:
-            better = mean_error < champion_error
-            reason = (
-                f"{note} scores {champion_error:.4f} rad on this run's validation set, "
-                f"the new version {mean_error:.4f} rad"
-            )
-        promoted = better or promote
-        if promote and not better:
-            reason += "; promoted anyway because --promote was given"
-        elif not promoted:
-            reason += "; champion kept"
-        if promoted:
-            client.set_registered_model_alias(settings.model_name, settings.model_alias, version)
-        for key, value in (
-            ("val_mean_angular_error", f"{mean_error:.6f}"),
-            ("config", config.name),
-            ("promotion", reason),
-        ):
-            client.set_model_version_tag(settings.model_name, version, key, value)
-        mlflow.set_tags({"promoted": str(promoted), "promotion": reason, "model_version": version})
-        _say(hooks, reason)
+        registration = log_and_register(model, val, settings, promote, config_name=config.name)
+        _say(hooks, registration.reason)
     return TrainOutcome(
         run_id=run.info.run_id,
-        model_version=version,
-        promoted=promoted,
-        reason=reason,
+        model_version=registration.version,
+        promoted=registration.promoted,
+        reason=registration.reason,
         val_mean_angular_error=mean_error,
         val_median_angular_error=float(np.median(errors)),
-        champion_val_mean_angular_error=champion_error,
+        champion_val_mean_angular_error=registration.champion_error,
         linefit_val_mean_angular_error=float(np.mean(lf_errors)),
         calibration=cal,
         train_seconds=train_seconds,
         n_train=train.features.n_events,
         n_val=val.features.n_events,
+        model=model,
     )
