@@ -80,6 +80,27 @@ class Settings(BaseSettings):
     model_alias: str = Field("champion", description="Alias of the model version that serves.")
     torch_threads: int = Field(2, description="Intra-op threads for training and inference.")
 
+    model_uri: str | None = Field(
+        None,
+        description="Serve this MLflow model URI or local model directory instead of the alias.",
+    )
+    model_server_timeout_s: float = Field(
+        20.0, gt=0, description="Model server answers 504 when a request takes longer than this."
+    )
+    model_server_max_concurrency: int = Field(
+        8, ge=1, description="Requests in flight per model server; the next one gets 429."
+    )
+    model_server_max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Larger /predict bodies are refused with 413."
+    )
+    model_reload_poll_s: float = Field(
+        30.0, ge=0, description="How often the model server checks the alias (0: only POST /reload)."
+    )
+    bento_dir: Path = Field(
+        Path(__file__).resolve().parents[2] / "bento",
+        description="The BentoML service (service.py, bentofile.yaml) that `bentoml serve` runs.",
+    )
+
     @property
     def kafka_bootstrap(self) -> str:
         return f"{self.host}:{self.kafka_port}"
@@ -103,6 +124,16 @@ class Settings(BaseSettings):
     @property
     def mlflow_tracking_uri(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ICECUBE_* variables, so a child process sees exactly these values."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {
+        f"{prefix}{name.upper()}": str(value)
+        for name, value in settings.model_dump().items()
+        if value is not None
+    }
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ tell a stopped component (stale timestamp) from an idle one.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 # Emitter: raw pulses into Kafka.
 EMITTER_EVENTS = Counter("icecube_emitter_events_total", "Events acknowledged by Kafka (acks=all).")
@@ -20,4 +20,97 @@ EMITTER_LAST_EMIT = Gauge(
 )
 EMITTER_HEARTBEAT = Gauge(
     "icecube_emitter_heartbeat_timestamp_seconds", "Set every second while the emitter runs."
+)
+
+# Worker: frames in, events assembled, predictions out.
+WORKER_FRAMES_IN = Counter("icecube_worker_frames_total", "Pulse frames read from Kafka.")
+WORKER_EVENTS_IN = Counter("icecube_worker_events_assembled_total", "Events assembled whole.")
+WORKER_EVENTS_PENDING = Gauge(
+    "icecube_worker_events_pending", "Split events waiting for their remaining parts."
+)
+WORKER_EVENTS_IN_PROGRESS = Gauge(
+    "icecube_worker_events_in_progress", "Events assembled but not yet written."
+)
+WORKER_EVENTS_OUT = Counter(
+    "icecube_worker_predictions_total", "Predictions written to Kafka and MongoDB."
+)
+WORKER_INCOMPLETE = Counter(
+    "icecube_worker_incomplete_events_total", "Split events predicted with parts missing."
+)
+WORKER_DLQ = Counter(
+    "icecube_worker_dlq_total", "Messages or events sent to the dead-letter topic.", ["reason"]
+)
+WORKER_LAST_PROCESSED = Gauge(
+    "icecube_worker_last_processed_timestamp_seconds", "When the worker last wrote predictions."
+)
+WORKER_HEARTBEAT = Gauge(
+    "icecube_worker_heartbeat_timestamp_seconds", "Set every few seconds while the worker runs."
+)
+WORKER_BATCH_EVENTS = Histogram(
+    "icecube_worker_batch_events",
+    "Events per worker step (one model round trip and one write).",
+    buckets=(1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+PIPELINE_LATENCY = Histogram(
+    "icecube_pipeline_latency_seconds",
+    "From the emitter producing an event's frame to its prediction being written.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MODEL_CALL_SECONDS = Histogram(
+    "icecube_worker_model_call_seconds",
+    "One HTTP call to the model server, answered or not.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MODEL_CALL_RETRIES = Counter(
+    "icecube_worker_model_retries_total", "Model calls retried, by reason.", ["reason"]
+)
+WORKER_WRITE_FAILURES = Counter(
+    "icecube_worker_write_failures_total", "Failed writes (retried), by sink.", ["sink"]
+)
+MONGO_WRITE_SECONDS = Histogram(
+    "icecube_worker_mongo_write_seconds",
+    "One bulk upsert of predictions into MongoDB.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+# Model server (bento/service.py). BentoML runs it in Prometheus multiprocess mode, so gauges
+# say how values of several worker processes combine.
+MODEL_SERVER_INFERENCE_SECONDS = Histogram(
+    "icecube_model_server_inference_seconds",
+    "Features plus forward passes of one /predict request (excludes decoding and queueing).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MODEL_SERVER_REQUEST_SECONDS = Histogram(
+    "icecube_model_server_request_seconds",
+    "One /predict request inside the service: decode, wait for the model, infer, encode.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MODEL_SERVER_BATCH_EVENTS = Histogram(
+    "icecube_model_server_batch_events",
+    "Events per /predict request.",
+    buckets=(1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096),
+)
+MODEL_SERVER_EVENTS = Counter(
+    "icecube_model_server_events_total", "Events the model server returned a direction for."
+)
+MODEL_SERVER_REJECTED = Counter(
+    "icecube_model_server_rejected_requests_total",
+    "/predict requests refused before inference, by reason (bad input, not ready, too large).",
+    ["reason"],
+)
+MODEL_SERVER_RELOADS = Counter(
+    "icecube_model_server_reloads_total",
+    "Model (re)load attempts, by outcome (loaded, unchanged, failed).",
+    ["outcome"],
+)
+MODEL_SERVER_MODEL_INFO = Gauge(
+    "icecube_model_server_model_info",
+    "1 for the model version being served, 0 for versions served before it.",
+    ["model_name", "model_version"],
+    multiprocess_mode="max",
+)
+MODEL_SERVER_HEARTBEAT = Gauge(
+    "icecube_model_server_heartbeat_timestamp_seconds",
+    "Set every few seconds while the model server process runs.",
+    multiprocess_mode="max",
 )

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from icecube_stream.config import Settings
+from icecube_stream.config import Settings, settings_env
 
 pytestmark = pytest.mark.unit
 
@@ -33,3 +33,12 @@ def test_bad_values_are_rejected_with_the_field_name(monkeypatch: pytest.MonkeyP
 def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         Settings().kafka_port = 1  # type: ignore[misc]
+
+
+def test_settings_env_round_trips_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    original = Settings(kafka_port=19092, state_dir=tmp_path, topic_prefix="x.", health_timeout_s=7.5)
+    for name, value in settings_env(original).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original

@@ -35,7 +35,7 @@ class MlflowServer(Service):
 
     def env(self) -> dict[str, str]:
         # The server's background job runner (GenAI features) costs ~2 GB and is not used here.
-        return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        return {**super().env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
     def healthy(self) -> bool:
         try:

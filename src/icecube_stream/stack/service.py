@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
-from icecube_stream.config import Settings
+from icecube_stream.config import Settings, settings_env
 
 
 class StackError(RuntimeError):
@@ -53,7 +53,8 @@ class Service(ABC):
     def argv(self) -> list[str]: ...
 
     def env(self) -> dict[str, str]:
-        return {}
+        """Environment of the process: these settings, so it sees the same ports and paths."""
+        return settings_env(self.settings)
 
     @abstractmethod
     def healthy(self) -> bool:

@@ -53,9 +53,11 @@ class Assembler:
     def pending(self) -> int:
         return len(self._pending)
 
-    def add(self, frame: PulseFrame, token: Hashable, now_ns: int) -> list[Event]:
-        """The events this frame completes: its whole events and any split event it finishes."""
+    def add(self, frame: PulseFrame, token: Hashable, now_ns: int) -> tuple[list[Event], int]:
+        """The events this frame completes (its whole events and any split event it finishes),
+        and how many of its entries were duplicate parts, dropped and so already finished."""
         ready = []
+        duplicates = 0
         offsets = frame.offsets
         for k in range(frame.n_events):
             lo, hi = int(offsets[k]), int(offsets[k + 1])
@@ -71,20 +73,18 @@ class Assembler:
             n_parts = int(frame.n_parts[k])
             if n_parts == 1:
                 ready.append(piece)
-            else:
-                event = self._add_part(piece, int(frame.part[k]), n_parts, now_ns)
-                if event is not None:
-                    ready.append(event)
-        return ready
-
-    def _add_part(self, piece: Event, part: int, n_parts: int, now_ns: int) -> Event | None:
-        if piece.event_id in self._done:
-            return None  # a late duplicate of an event already released
-        pending = self._pending.setdefault(piece.event_id, _Pending(n_parts, now_ns))
-        pending.parts.setdefault(part, piece)
-        if len(pending.parts) < pending.n_parts:
-            return None
-        return self._release(piece.event_id, complete=True)
+                continue
+            part = int(frame.part[k])
+            pending = self._pending.get(piece.event_id)
+            if piece.event_id in self._done or (pending is not None and part in pending.parts):
+                duplicates += 1  # a part seen before, or a late part of a released event
+                continue
+            if pending is None:
+                pending = self._pending[piece.event_id] = _Pending(n_parts, now_ns)
+            pending.parts[part] = piece
+            if len(pending.parts) == pending.n_parts:
+                ready.append(self._release(piece.event_id, complete=True))
+        return ready, duplicates
 
     def expire(self, now_ns: int) -> list[Event]:
         """Release, flagged incomplete, every split event waiting longer than the timeout."""

@@ -14,7 +14,8 @@ SECOND = 1_000_000_000
 def test_whole_events_pass_straight_through(make_batch) -> None:
     batch = make_batch([3, 4, 5])
     frame = next(frames_from_batch(batch, "b", 10, 100))
-    events = Assembler(SECOND).add(frame, token="m0", now_ns=0)
+    events, duplicates = Assembler(SECOND).add(frame, token="m0", now_ns=0)
+    assert duplicates == 0
     assert [e.event_id for e in events] == [1000, 1001, 1002]
     assert [e.n_pulses for e in events] == [3, 4, 5]
     assert events[1].time.tolist() == batch.time[3:7].tolist()
@@ -24,12 +25,15 @@ def test_whole_events_pass_straight_through(make_batch) -> None:
 def test_interleaved_reordered_and_duplicated_parts_assemble_exactly_once(make_batch) -> None:
     batch = make_batch([120, 7, 95, 260, 2])
     frames = list(frames_from_batch(batch, "b", 3, 50))
-    delivery = [*frames, frames[1], frames[5]]  # two duplicates
+    delivery = [*frames, frames[1], frames[5]]  # two duplicate parts
     random.Random(7).shuffle(delivery)
     assembler = Assembler(SECOND)
     released = []
+    dropped = 0
     for i, frame in enumerate(delivery):
-        released += assembler.add(frame, token=i, now_ns=i)
+        ready, duplicates = assembler.add(frame, token=i, now_ns=i)
+        released += ready
+        dropped += duplicates
     assert sorted(e.event_id for e in released if e.n_pulses > 50) == [1000, 1002, 1003]
     by_id = {e.event_id: e for e in released}
     for k, event_id in enumerate(batch.event_id.tolist()):
@@ -39,19 +43,21 @@ def test_interleaved_reordered_and_duplicated_parts_assemble_exactly_once(make_b
     assert assembler.pending == 0
     split = [e for e in released if e.n_pulses > 50]
     assert len(split) == 3  # duplicates of finished events are not released again
+    assert dropped == 2  # frames 1 and 5 are parts of split events, delivered twice
+    assert len(released) == batch.n_events
     assert all(len(e.tokens) >= 2 for e in split)
 
 
 def test_missing_parts_are_released_incomplete_after_the_timeout(make_batch) -> None:
     frames = list(frames_from_batch(make_batch([130]), "b", 10, 50))
     assembler = Assembler(timeout_ns=SECOND)
-    assert assembler.add(frames[0], "m0", now_ns=0) == []
-    assert assembler.add(frames[2], "m2", now_ns=10) == []
+    assert assembler.add(frames[0], "m0", now_ns=0) == ([], 0)
+    assert assembler.add(frames[2], "m2", now_ns=10) == ([], 0)
     assert assembler.expire(now_ns=SECOND - 1) == []
     (event,) = assembler.expire(now_ns=SECOND)
     assert not event.complete
     assert event.n_pulses == 50 + 30
     assert event.tokens == ("m0", "m2")
     assert assembler.pending == 0
-    assert assembler.add(frames[1], "m1", now_ns=SECOND + 1) == []  # too late: not re-opened
+    assert assembler.add(frames[1], "m1", now_ns=SECOND + 1) == ([], 1)  # too late: dropped
     np.testing.assert_array_equal(event.time[:50], frames[0].time)

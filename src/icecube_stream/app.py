@@ -1,0 +1,129 @@
+"""The Faust worker: `faust -A icecube_stream.app worker -l info` (or `icecube-stream worker`).
+
+Faust supplies the consumer group, partition assignment, offset commits and the web server;
+the work itself is `stream.pipeline.Pipeline`. Messages are taken without automatic acks and
+acknowledged only when the pipeline says every event in them is written or dead-lettered, so a
+worker killed at any moment replays, and never loses, what it had not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+
+from icecube_stream import metrics
+from icecube_stream.config import get_settings
+from icecube_stream.stream.model_client import ModelClient
+from icecube_stream.stream.pipeline import Pipeline
+from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, topic_specs
+from icecube_stream.stream.sinks import Incoming, Sinks
+from icecube_stream.stream.topics import require_topics
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+app = faust.App(
+    settings.worker_app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="memory://",
+    datadir=str(settings.state_dir / "worker"),
+    web_host=settings.host,
+    web_bind=settings.host,
+    web_port=settings.worker_web_port,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    # A worker killed without a goodbye holds its partitions until this runs out.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
+)
+# Declared as topics/topics.yaml says, in case Faust creates it before `topics apply` ran.
+_spec = topic_specs(settings.topics_dir)[PULSES]
+pulses = app.topic(
+    settings.topic(PULSES),
+    partitions=_spec.partitions,
+    replicas=_spec.replication_factor,
+    config=_spec.config,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+
+class _Worker:
+    """The pipeline of this process and the lock that keeps the agent and the timer apart."""
+
+    pipeline: Pipeline | None = None
+    lock = asyncio.Lock()
+    ack: Any = None
+
+    async def run(self, incoming: list[Incoming]) -> None:
+        async with self.lock:
+            assert self.pipeline is not None
+            for token in await self.pipeline.step(incoming):
+                await self.ack(token)
+
+
+worker = _Worker()
+
+
+@app.agent(pulses)
+async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
+    require_topics(settings, PREDICTIONS, DLQ)
+    sinks = Sinks(settings)
+    await sinks.start()
+    model = ModelClient(settings)
+    worker.pipeline = Pipeline(settings, model, sinks)
+    worker.ack = stream.ack
+    try:
+        batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
+        async for events in batches:
+            await worker.run([_incoming(event) for event in events])
+    finally:
+        worker.pipeline = None
+        await model.close()
+        await sinks.stop()
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    return Incoming(
+        token=event,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+@app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+async def tick() -> None:
+    """Heartbeat, and release split events whose parts never came even when input is idle."""
+    metrics.WORKER_HEARTBEAT.set_to_current_time()
+    if worker.pipeline is not None:
+        await worker.run([])
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+    async with worker.lock:
+        if worker.pipeline is not None:
+            topic = settings.topic(PULSES)
+            worker.pipeline.revoke(tp.partition for tp in revoked if tp.topic == topic)
+
+
+@app.page("/metrics")
+async def metrics_page(web: Any, request: Any) -> Any:
+    # Prometheus' text format; aiohttp wants the charset outside the content type.
+    return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The Faust worker as a supervised process of the local stack (started only when named)."""
+
+from __future__ import annotations
+
+import sys
+
+import httpx
+
+from icecube_stream.stack.service import Service
+
+
+class Worker(Service):
+    name = "worker"
+    infrastructure = False
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.settings.worker_web_port]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.worker_web_port}/metrics"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "faust", "-A", "icecube_stream.app", "worker", "-l", "info"]
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.endpoint, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False

@@ -1,0 +1,150 @@
+"""One worker step: raw messages in, predictions written, the finished messages returned for ack.
+
+Kept apart from Faust so the delivery logic reads in one place: a message is acknowledged only
+when every event it carried has its prediction written or sits in the dead-letter topic. Parts
+of split events keep their messages unacknowledged until the event completes, so a crash at any
+moment replays them instead of losing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable, Iterable, Sequence
+
+from icecube_stream import metrics
+from icecube_stream.config import Settings
+from icecube_stream.stream.assembly import Assembler, Event
+from icecube_stream.stream.frames import decode_frame
+from icecube_stream.stream.model_client import ModelClient, ModelRequestRejectedError
+from icecube_stream.stream.schemas import PULSES, AvroCodec, MalformedMessageError, topic_specs
+from icecube_stream.stream.sinks import Incoming, Sinks, prediction_records
+from icecube_stream.stream.validation import rejection
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE_S = 1.0
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, model: ModelClient, sinks: Sinks) -> None:
+        self.settings = settings
+        self.model = model
+        self.sinks = sinks
+        self.codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+        self.assemblers: dict[int, Assembler] = {}
+        self.messages: dict[Hashable, Incoming] = {}
+        self.outstanding: dict[Hashable, int] = {}
+
+    async def step(self, incoming: Sequence[Incoming]) -> list[Hashable]:
+        """Process a batch of messages; the tokens of messages that may now be acknowledged."""
+        now = time.time_ns()
+        finished: list[Hashable] = []
+        ready: list[Event] = []
+        for message in incoming:
+            metrics.WORKER_FRAMES_IN.inc()
+            try:
+                frame = decode_frame(message.value, self.codec)
+            except MalformedMessageError as error:
+                await self._retry_forever("dlq", self.sinks.dead_letter, message, error.reason,
+                                          error.detail)  # fmt: skip
+                finished.append(message.token)
+                continue
+            self.messages[message.token] = message
+            self.outstanding[message.token] = frame.n_events
+            events, duplicates = self._assembler(message.partition).add(frame, message.token, now)
+            ready += events
+            finished += self._finish_entries([message.token] * duplicates)
+        for assembler in self.assemblers.values():
+            expired = assembler.expire(now)
+            metrics.WORKER_INCOMPLETE.inc(len(expired))
+            ready += expired
+        metrics.WORKER_EVENTS_PENDING.set(sum(a.pending for a in self.assemblers.values()))
+        if ready:
+            finished += await self._process(ready, now)
+        return finished
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        """Forget partitions this worker lost: their unacknowledged messages go to the new owner."""
+        lost = set(partitions)
+        for partition in lost:
+            self.assemblers.pop(partition, None)
+        for token in [t for t, m in self.messages.items() if m.partition in lost]:
+            self.messages.pop(token)
+            self.outstanding.pop(token, None)
+
+    def _assembler(self, partition: int) -> Assembler:
+        if partition not in self.assemblers:
+            timeout_ns = int(self.settings.assembly_timeout_s * 1e9)
+            self.assemblers[partition] = Assembler(timeout_ns)
+        return self.assemblers[partition]
+
+    async def _process(self, events: list[Event], assembled_at_ns: int) -> list[Hashable]:
+        metrics.WORKER_EVENTS_IN.inc(len(events))
+        metrics.WORKER_BATCH_EVENTS.observe(len(events))
+        metrics.WORKER_EVENTS_IN_PROGRESS.set(len(events))
+        valid: list[Event] = []
+        finished: list[Hashable] = []
+        for event in events:
+            problem = rejection(event, self.settings.n_sensors, self.settings.max_event_pulses)
+            if problem is None:
+                valid.append(event)
+            else:
+                finished += await self._reject(event, *problem)
+        size = self.settings.model_batch_events
+        for start in range(0, len(valid), size):
+            finished += await self._predict_and_write(valid[start : start + size], assembled_at_ns)
+        metrics.WORKER_EVENTS_IN_PROGRESS.set(0)
+        return finished
+
+    async def _predict_and_write(self, events: list[Event], assembled_at_ns: int) -> list[Hashable]:
+        try:
+            answer = await self._retry_forever("model", self.model.predict, events)
+        except ModelRequestRejectedError as error:
+            if len(events) == 1:
+                return await self._reject(events[0], "model-rejected", str(error))
+            half = len(events) // 2  # find the offending event(s) without losing the rest
+            return [
+                *await self._predict_and_write(events[:half], assembled_at_ns),
+                *await self._predict_and_write(events[half:], assembled_at_ns),
+            ]
+        records = prediction_records(events, answer, assembled_at_ns, time.time_ns())
+        await self._retry_forever("predictions", self.sinks.write_predictions, records)
+        written = time.time_ns()
+        for event in events:
+            metrics.PIPELINE_LATENCY.observe(max(0, written - event.emitted_at_ns) / 1e9)
+        metrics.WORKER_EVENTS_OUT.inc(len(events))
+        metrics.WORKER_LAST_PROCESSED.set(written / 1e9)
+        return self._finish_entries(t for e in events for t in e.tokens)
+
+    async def _reject(self, event: Event, reason: str, detail: str) -> list[Hashable]:
+        for token in event.tokens:
+            message = self.messages[token]
+            await self._retry_forever("dlq", self.sinks.dead_letter, message, reason, detail,
+                                      [event.event_id])  # fmt: skip
+        return self._finish_entries(event.tokens)
+
+    def _finish_entries(self, tokens: Iterable[Hashable]) -> list[Hashable]:
+        """Count down each message's unfinished entries; those reaching zero are done."""
+        done = []
+        for token in tokens:
+            self.outstanding[token] -= 1
+            if self.outstanding[token] == 0:
+                del self.outstanding[token]
+                del self.messages[token]
+                done.append(token)
+        return done
+
+    async def _retry_forever(self, what: str, call, *args):  # type: ignore[no-untyped-def]
+        """Keep the events and try again while a dependency is down: waiting beats dropping."""
+        while True:
+            try:
+                return await call(*args)
+            except ModelRequestRejectedError:
+                raise
+            except Exception as error:  # unavailable model, Kafka and MongoDB client errors
+                problem = error
+            metrics.WORKER_WRITE_FAILURES.labels(sink=what).inc()
+            log.warning("%s failed, retrying in %.0f s: %s", what, RETRY_PAUSE_S, problem)
+            await asyncio.sleep(RETRY_PAUSE_S)

@@ -1,0 +1,144 @@
+"""The worker step's delivery logic, with the model and the sinks replaced by recorders."""
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from icecube_stream.config import Settings
+from icecube_stream.stream.assembly import Event
+from icecube_stream.stream.frames import encode_frame, frames_from_batch
+from icecube_stream.stream.model_client import ModelAnswer, ModelRequestRejectedError
+from icecube_stream.stream.pipeline import Pipeline
+from icecube_stream.stream.schemas import AvroCodec
+from icecube_stream.stream.sinks import Incoming
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingModel:
+    def __init__(self, refuse: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        self.refuse = refuse
+        self.calls: list[list[int]] = []
+
+    async def predict(self, events: list[Event]) -> ModelAnswer:
+        ids = [e.event_id for e in events]
+        self.calls.append(ids)
+        if self.refuse & set(ids):
+            raise ModelRequestRejectedError("400: bad event")
+        n = len(events)
+        return ModelAnswer("m", "1", np.array(ids), np.zeros(n), np.zeros(n),
+                           np.tile([0.0, 0.0, 1.0], (n, 1)), np.full(n, 0.1))  # fmt: skip
+
+
+class RecordingSinks:
+    def __init__(self) -> None:
+        self.predictions: list[dict[str, Any]] = []
+        self.dead: list[tuple[int, str, tuple[int, ...]]] = []
+
+    async def write_predictions(self, records: list[dict[str, Any]]) -> None:
+        self.predictions += records
+
+    async def dead_letter(self, message: Incoming, reason: str, detail: str, ids=()) -> None:  # type: ignore[no-untyped-def]
+        self.dead.append((message.offset, reason, tuple(ids)))
+
+
+@pytest.fixture
+def run(frame_codec: AvroCodec):  # type: ignore[no-untyped-def]
+    model, sinks = RecordingModel(), RecordingSinks()
+    pipeline = Pipeline(Settings(model_batch_events=4), model, sinks)  # type: ignore[arg-type]
+    offsets = iter(range(10_000))
+
+    def message(frame_or_bytes: Any, partition: int = 0) -> Incoming:
+        value = (
+            frame_or_bytes
+            if isinstance(frame_or_bytes, bytes)
+            else encode_frame(frame_or_bytes, frame_codec)
+        )
+        offset = next(offsets)
+        return Incoming(token=f"m{offset}", topic="t", partition=partition, offset=offset,
+                        key=None, value=value)  # fmt: skip
+
+    def step(*messages: Incoming) -> list[Any]:
+        return asyncio.run(pipeline.step(list(messages)))
+
+    return pipeline, model, sinks, message, step
+
+
+def test_whole_events_are_predicted_and_their_messages_acked(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    pipeline, model, sinks, message, step = run
+    frames = list(frames_from_batch(make_batch([3, 4, 5, 6, 7]), "b", 2, 100))
+    messages = [message(f) for f in frames]
+    assert step(*messages) == [m.token for m in messages]
+    assert sorted(p["event_id"] for p in sinks.predictions) == [1000, 1001, 1002, 1003, 1004]
+    assert all(len(call) <= 4 for call in model.calls)  # model_batch_events
+    assert pipeline.outstanding == {}
+
+
+def test_split_event_messages_wait_for_the_last_part(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    frames = list(frames_from_batch(make_batch([2, 250]), "b", 10, 100))
+    first, *parts = [message(f) for f in frames]
+    assert step(first, parts[0]) == [first.token]
+    assert step(parts[2]) == []
+    duplicate = message(frames[1])  # the same part again, in a message of its own
+    assert step(duplicate) == [duplicate.token]  # dropped, so that message is done
+    assert sorted(step(parts[1])) == sorted([parts[0].token, parts[1].token, parts[2].token])
+    (split,) = [p for p in sinks.predictions if p["event_id"] == 1001]
+    assert split["n_pulses"] == 250
+    assert split["flags"] == []
+
+
+def test_garbage_goes_to_the_dlq_and_is_acked(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    bad = message(b"\x80\x04\x95 not avro")
+    good = message(next(frames_from_batch(make_batch([3]), "b", 10, 100)))
+    assert step(bad, good) == [bad.token, good.token]
+    assert sinks.dead == [(bad.offset, "not-avro", ())]
+    assert [p["event_id"] for p in sinks.predictions] == [1000]
+
+
+def test_one_invalid_event_is_dead_lettered_and_the_rest_predicted(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    batch = make_batch([3, 4, 5])
+    batch.sensor_id[3] = 9999  # first pulse of event 1001
+    batch.charge[7] = np.nan  # a pulse of event 1002
+    m = message(next(frames_from_batch(batch, "b", 10, 100)))
+    assert step(m) == [m.token]
+    assert sorted(sinks.dead) == [
+        (m.offset, "non-finite", (1002,)),
+        (m.offset, "unknown-sensor", (1001,)),
+    ]
+    assert [p["event_id"] for p in sinks.predictions] == [1000]
+
+
+def test_an_event_the_model_refuses_does_not_take_its_batch_down(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, model, sinks, message, step = run
+    model.refuse = {1002}
+    m = message(next(frames_from_batch(make_batch([3, 3, 3, 3]), "b", 10, 100)))
+    assert step(m) == [m.token]
+    assert sinks.dead == [(m.offset, "model-rejected", (1002,))]
+    assert sorted(p["event_id"] for p in sinks.predictions) == [1000, 1001, 1003]
+
+
+def test_incomplete_events_are_released_after_the_timeout(frame_codec, make_batch) -> None:  # type: ignore[no-untyped-def]
+    sinks = RecordingSinks()
+    pipeline = Pipeline(Settings(assembly_timeout_s=0.0), RecordingModel(), sinks)  # type: ignore[arg-type]
+    frames = list(frames_from_batch(make_batch([250]), "b", 10, 100))
+    m = Incoming("m0", "t", 0, 0, None, encode_frame(frames[0], frame_codec))
+    assert asyncio.run(pipeline.step([m])) == ["m0"]
+    (prediction,) = sinks.predictions
+    assert prediction["flags"] == ["incomplete"]
+    assert prediction["n_pulses"] == 100
+
+
+def test_revoked_partitions_forget_their_pending_parts(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    pipeline, _, _, message, step = run
+    frames = list(frames_from_batch(make_batch([250]), "b", 10, 100))
+    step(message(frames[0], partition=2))
+    assert pipeline.outstanding
+    pipeline.revoke([2])
+    assert pipeline.outstanding == {}
+    assert pipeline.messages == {}
+    assert 2 not in pipeline.assemblers
