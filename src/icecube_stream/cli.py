@@ -303,6 +303,8 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Train the direction model, track it in MLflow, register it, maybe promote it champion."""
+    import contextlib
+    import sys
     from dataclasses import replace
     from pathlib import Path
 
@@ -349,7 +351,9 @@ def train_command(
             on_message=lambda m: err.print(m, highlight=False),
         )
         try:
-            outcome = train_and_register(Path(data), chosen, settings, promote, hooks)
+            # MLflow prints run links with print(); stdout is reserved for --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                outcome = train_and_register(Path(data), chosen, settings, promote, hooks)
         except (EventDataError, ValueError) as error:
             err.print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(1) from None

@@ -51,7 +51,7 @@ CONFIGS: dict[str, TrainConfig] = {
         name="default",
         features=FeatureConfig(max_pulses=64),
         network=NetworkConfig(d_model=64, n_context=2, ff_dim=128),
-        epochs=30,
+        epochs=20,
         learning_rate=2e-3,
     ),
 }

@@ -1,16 +1,13 @@
 """The figures a physicist looks at after training, as matplotlib Figures (no I/O here).
 
-Used by training (logged to MLflow as artifacts) and by notebooks/02_model.ipynb.
+Used by training (logged to MLflow as artifacts) and by notebooks/02_model.ipynb. No backend is
+forced here: headless processes get Agg by default, a notebook keeps its inline backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import numpy as np
 from matplotlib import pyplot as plt
