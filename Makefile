@@ -37,8 +37,8 @@ demo: stack-up ## Set up everything, start the stack, run the pipeline on a defa
 	$(CLI) stack status
 
 lint: setup ## ruff (lint + format check) and mypy
-	$(RUN) ruff check src tests
-	$(RUN) ruff format --check src tests
+	$(RUN) ruff check src tests bento
+	$(RUN) ruff format --check src tests bento
 	$(RUN) mypy
 
 unit: setup ## Fast tests, no services
@@ -51,5 +51,5 @@ test: lint stack-install ## Everything: lint, types, unit and integration tests
 	$(RUN) pytest
 
 format: setup ## Apply ruff's fixes and formatting
-	$(RUN) ruff check --fix src tests
-	$(RUN) ruff format src tests
+	$(RUN) ruff check --fix src tests bento
+	$(RUN) ruff format src tests bento

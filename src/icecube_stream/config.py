@@ -93,8 +93,14 @@ class Settings(BaseSettings):
     model_server_max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1, description="Larger /predict bodies are refused with 413."
     )
+    model_server_torch_threads: int = Field(
+        1,
+        ge=1,
+        description="Intra-op threads of the model server; 1 because a busy host (the stream "
+        "worker beside it) makes spinning torch threads 10x slower, measured in docs/model-api.md.",
+    )
     model_reload_poll_s: float = Field(
-        30.0, ge=0, description="How often the model server checks the alias (0: only POST /reload)."
+        30.0, ge=0, description="Seconds between alias checks by the model server (0: never)."
     )
     bento_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "bento",

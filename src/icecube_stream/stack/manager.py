@@ -10,13 +10,16 @@ from icecube_stream.config import Settings
 from icecube_stream.stack import process
 from icecube_stream.stack.kafka import Kafka
 from icecube_stream.stack.mlflow_server import MlflowServer
+from icecube_stream.stack.model_server import ModelServer
 from icecube_stream.stack.mongo import Mongo
 from icecube_stream.stack.ports import is_listening, port_owner
 from icecube_stream.stack.prometheus import Prometheus
 from icecube_stream.stack.service import Service, StackError
+from icecube_stream.stack.worker import Worker
 
 SERVICES: dict[str, type[Service]] = {
-    service.name: service for service in (Kafka, Mongo, Prometheus, MlflowServer)
+    service.name: service
+    for service in (Kafka, Mongo, Prometheus, MlflowServer, ModelServer, Worker)
 }
 
 Report = Callable[[str], None]

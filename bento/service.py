@@ -1,0 +1,48 @@
+"""The BentoML service: `bentoml serve` in this folder serves the champion direction model.
+
+The logic lives in `icecube_stream.serving` (typed, unit-tested); this file only wires it into
+BentoML: traffic limits from the ICECUBE_* settings, the raw-body app mounted at `/`, readiness
+from the model holder, and a guard that refuses pickle bodies on every route.
+"""
+
+from __future__ import annotations
+
+import bentoml
+import torch
+
+from icecube_stream.config import get_settings
+from icecube_stream.serving.app import RefusePickleMiddleware, create_app
+from icecube_stream.serving.holder import ModelHolder
+from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+
+settings = get_settings()
+holder = ModelHolder(settings)
+app = create_app(holder, settings, AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES]))
+
+
+@bentoml.service(
+    name="icecube_direction",
+    workers=1,
+    traffic={
+        "timeout": settings.model_server_timeout_s,
+        "max_concurrency": settings.model_server_max_concurrency,
+    },
+)
+@bentoml.asgi_app(app, path="/")
+class DirectionService:
+    """One worker process: the model is loaded once and forward passes take turns on the cores."""
+
+    def __init__(self) -> None:
+        torch.set_num_threads(settings.model_server_torch_threads)
+        holder.start()
+
+    def __is_ready__(self) -> bool:
+        return holder.ready
+
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
+    def stop(self) -> None:
+        holder.stop()
+
+
+# The decorator returns a bentoml Service (mypy still sees the class it wraps).
+DirectionService.add_asgi_middleware(RefusePickleMiddleware)  # type: ignore[attr-defined]

@@ -1,0 +1,134 @@
+"""The ASGI app BentoML mounts: a raw-body /predict, /reload and /model.
+
+BentoML's typed APIs want JSON or multipart bodies; a mounted Starlette app reads the Avro frame
+as bytes (docs/model-api.md says why that encoding). BentoML's middlewares still wrap it, so its
+`traffic` limits (429 over max_concurrency, 504 past the timeout) and request metrics apply.
+Decoding and inference run in a worker thread so /readyz and /metrics answer during a long batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from icecube_stream import metrics
+from icecube_stream.config import Settings
+from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, ServedModel
+from icecube_stream.serving.request import BadRequestError, parse_request
+from icecube_stream.serving.response import build_response
+from icecube_stream.stream.schemas import AvroCodec
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client is told to wait when no model is loaded yet.
+RETRY_AFTER_S = 2
+
+
+def _error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+class RefusePickleMiddleware:
+    """Refuse any request that declares a pickle body, on every route (BentoML's own included).
+
+    Nothing here unpickles, but BentoML has had pickle-body bugs behind its own routes; refusing
+    the content type in front of everything means no such body reaches any handler.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", []):
+                if name.lower() == b"content-type" and b"pickle" in value.lower():
+                    metrics.MODEL_SERVER_REJECTED.labels(reason="pickle").inc()
+                    response = _error(415, "pickle bodies are never accepted")
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Starlette:
+    def serve(served: ServedModel, body: bytes, content_type: str | None) -> dict[str, Any]:
+        request = parse_request(
+            body,
+            content_type,
+            codec,
+            n_sensors=served.model.geometry.positions.shape[0],
+            max_body_bytes=settings.model_server_max_body_bytes,
+        )
+        served, prediction = holder.predict(request, served)
+        metrics.MODEL_SERVER_BATCH_EVENTS.observe(request.n_events)
+        metrics.MODEL_SERVER_EVENTS.inc(request.n_events)
+        return build_response(served.name, served.version, request.event_id, prediction)
+
+    async def predict(request: Request) -> Response:
+        started = time.perf_counter()
+        served = holder.current
+        if served is None:
+            metrics.MODEL_SERVER_REJECTED.labels(reason="not-ready").inc()
+            return _error(
+                503,
+                f"model not ready: {holder.last_error}",
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.model_server_max_body_bytes:
+            metrics.MODEL_SERVER_REJECTED.labels(reason="too-large").inc()
+            return _error(
+                413,
+                f"body of {length} bytes exceeds the server's limit of "
+                f"{settings.model_server_max_body_bytes} bytes; send fewer events per request",
+            )
+        body = await request.body()
+        try:
+            payload = await anyio.to_thread.run_sync(
+                serve, served, body, request.headers.get("content-type")
+            )
+        except BadRequestError as error:
+            metrics.MODEL_SERVER_REJECTED.labels(reason=error.reason).inc()
+            return _error(error.status, error.message)
+        except ModelNotReadyError as error:
+            return _error(503, str(error), **{"Retry-After": str(RETRY_AFTER_S)})
+        except Exception as error:  # a bug must answer 500, not take the server down
+            log.exception("prediction failed")
+            return _error(500, f"prediction failed: {type(error).__name__}: {error}")
+        metrics.MODEL_SERVER_REQUEST_SECONDS.observe(time.perf_counter() - started)
+        return JSONResponse(payload)
+
+    async def reload(request: Request) -> Response:
+        force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+        outcome = await anyio.to_thread.run_sync(lambda: holder.reload(force=force))
+        body = outcome.as_dict()
+        if outcome.outcome == "failed":
+            return JSONResponse({**body, "error": outcome.detail}, status_code=500)
+        return JSONResponse(body)
+
+    async def model_info(_: Request) -> Response:
+        served = holder.current
+        return JSONResponse(
+            {
+                "ready": served is not None,
+                "model_name": served.name if served else None,
+                "model_version": served.version if served else None,
+                "model_uri": served.uri if served else None,
+                "last_error": holder.last_error,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/reload", reload, methods=["POST"]),
+            Route("/model", model_info, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,117 @@
+"""Checking a /predict body before any model work: every refusal names what is wrong.
+
+The body is an Avro pulse frame (docs/model-api.md). It is only ever read by the Avro decoder and
+numpy.frombuffer, never unpickled, whatever the Content-Type says; a pickle content type is
+refused up front so such a client gets a clear answer instead of an Avro error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from icecube_stream.model.features import FeatureError, validate_pulses
+from icecube_stream.stream.frames import PulseFrame, decode_frame
+from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
+
+#: Content types a client may send the frame with; a missing header is accepted too.
+ACCEPTED_TYPES = frozenset({"application/octet-stream", "avro/binary", "application/avro"})
+
+
+class BadRequestError(ValueError):
+    """A request the server refuses; `status` is the HTTP code, `reason` a short metric label."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """Whole events back to back, ready for DirectionModel.predict."""
+
+    event_id: NDArray[np.int64]
+    sensor_id: NDArray[np.int16]
+    time: NDArray[np.int64]
+    charge: NDArray[np.float32]
+    auxiliary: NDArray[np.bool_]
+    offsets: NDArray[np.int64]
+
+    @property
+    def n_events(self) -> int:
+        return int(self.event_id.size)
+
+
+def check_content_type(content_type: str | None) -> None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media and media not in ACCEPTED_TYPES:
+        raise BadRequestError(
+            415,
+            "content-type",
+            f"Content-Type {media!r} is not accepted: send the Avro pulse frame as "
+            "application/octet-stream (see docs/model-api.md); nothing is ever unpickled",
+        )
+
+
+def parse_request(
+    body: bytes,
+    content_type: str | None,
+    codec: AvroCodec,
+    n_sensors: int,
+    max_body_bytes: int,
+) -> PredictRequest:
+    """The events of one /predict body, or BadRequestError saying why they cannot be served."""
+    check_content_type(content_type)
+    if len(body) > max_body_bytes:
+        raise BadRequestError(
+            413,
+            "too-large",
+            f"body of {len(body)} bytes exceeds the server's limit of {max_body_bytes} bytes; "
+            "send fewer events per request",
+        )
+    if not body:
+        raise BadRequestError(400, "empty-body", "empty body: expected an Avro pulse frame")
+    try:
+        frame = decode_frame(body, codec)
+    except MalformedMessageError as error:
+        raise BadRequestError(400, error.reason, str(error)) from None
+    return check_frame(frame, n_sensors)
+
+
+def check_frame(frame: PulseFrame, n_sensors: int) -> PredictRequest:
+    """Whole, finite events on known sensors; decode_frame has checked the array lengths."""
+    split = frame.n_parts != 1
+    if split.any():
+        first = int(np.flatnonzero(split)[0])
+        raise BadRequestError(
+            400,
+            "split-event",
+            f"event {int(frame.event_id[first])} is one part of {int(frame.n_parts[first])}: "
+            "the model server takes whole events only (n_parts = 1)",
+        )
+    offsets = frame.offsets
+    try:
+        validate_pulses(
+            frame.sensor_id, frame.time, frame.charge, frame.auxiliary, offsets, n_sensors
+        )
+    except FeatureError as error:
+        raise BadRequestError(400, "invalid-pulses", _name_event(str(error), frame)) from None
+    return PredictRequest(
+        event_id=frame.event_id,
+        sensor_id=frame.sensor_id,
+        time=frame.time,
+        charge=frame.charge,
+        auxiliary=frame.auxiliary,
+        offsets=offsets,
+    )
+
+
+def _name_event(message: str, frame: PulseFrame) -> str:
+    """FeatureError numbers events from 0 within the batch; say so, and which ids those are."""
+    head = frame.event_id[:3].tolist()
+    more = ", ..." if frame.n_events > 3 else ""
+    return f"{message} (events numbered from 0 in request order; event_id {head}{more})"

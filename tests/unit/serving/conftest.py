@@ -1,0 +1,55 @@
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from icecube_stream.config import Settings
+from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.model.features import FeatureConfig
+from icecube_stream.model.inference import DirectionModel
+from icecube_stream.model.network import NetworkConfig
+from icecube_stream.stream.frames import PulseFrame
+from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+
+
+@pytest.fixture(scope="session")
+def codec() -> AvroCodec:
+    return AvroCodec.for_topic(topic_specs(Settings().topics_dir)[PULSES])
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> DirectionModel:
+    """An untrained but deterministic model: serving must reproduce its outputs, not be good."""
+    torch.manual_seed(0)
+    return DirectionModel(
+        FeatureConfig(max_pulses=16),
+        NetworkConfig(d_model=16, n_context=1, ff_dim=32),
+        generate_geometry(),
+    )
+
+
+FrameFactory = Callable[..., PulseFrame]
+
+
+@pytest.fixture
+def make_frame() -> FrameFactory:
+    def make(counts: tuple[int, ...] = (5, 9, 3), seed: int = 0, **overrides: object) -> PulseFrame:
+        rng = np.random.default_rng(seed)
+        n = sum(counts)
+        fields: dict[str, object] = {
+            "source": "test",
+            "emitted_at_ns": 0,
+            "event_id": np.arange(100, 100 + len(counts), dtype=np.int64),
+            "part": np.zeros(len(counts), np.int32),
+            "n_parts": np.ones(len(counts), np.int32),
+            "pulse_count": np.asarray(counts, np.int32),
+            "sensor_id": rng.integers(0, 5160, n).astype(np.int16),
+            "time": np.sort(rng.integers(6000, 20000, n)).astype(np.int64),
+            "charge": rng.uniform(0.2, 3, n).astype(np.float32),
+            "auxiliary": rng.random(n) < 0.4,
+        }
+        fields.update(overrides)
+        return PulseFrame(**fields)  # type: ignore[arg-type]
+
+    return make

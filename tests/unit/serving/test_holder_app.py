@@ -1,0 +1,146 @@
+"""The model holder and the mounted app in-process (the real `bentoml serve` is in integration)."""
+
+import threading
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from icecube_stream.config import Settings
+from icecube_stream.model.inference import DirectionModel
+from icecube_stream.serving.app import RefusePickleMiddleware, create_app
+from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, Target
+from icecube_stream.serving.request import parse_request
+from icecube_stream.stream.frames import encode_frame
+
+pytestmark = pytest.mark.unit
+
+
+class Registry:
+    """Stands in for the MLflow alias: which version is champion, and which versions load."""
+
+    def __init__(self, model: DirectionModel) -> None:
+        self.version = "1"
+        self.broken: set[str] = set()
+        self.model = model
+        self.loads = 0
+
+    def resolve(self, settings: Settings) -> Target:
+        return Target(uri=f"models:/m/{self.version}", name="m", version=self.version)
+
+    def load(self, uri: str, settings: Settings) -> DirectionModel:
+        self.loads += 1
+        if uri.rsplit("/", 1)[1] in self.broken:
+            raise OSError("artifact missing")
+        return self.model
+
+
+@pytest.fixture
+def registry(tiny_model) -> Registry:
+    return Registry(tiny_model)
+
+
+@pytest.fixture
+def holder(registry) -> ModelHolder:
+    return ModelHolder(Settings(), loader=registry.load, resolver=registry.resolve)
+
+
+def test_reload_loads_only_when_the_alias_moved(holder, registry) -> None:
+    assert not holder.ready
+    assert holder.reload().outcome == "loaded"
+    assert holder.reload().outcome == "unchanged"
+    assert registry.loads == 1
+    registry.version = "2"
+    moved = holder.reload()
+    assert (moved.outcome, moved.model_version, moved.previous_version) == ("loaded", "2", "1")
+    assert holder.reload(force=True).outcome == "loaded"
+    assert registry.loads == 3
+
+
+def test_a_failed_load_keeps_the_serving_version(holder, registry) -> None:
+    holder.reload()
+    registry.version = "2"
+    registry.broken.add("2")
+    outcome = holder.reload()
+    assert outcome.outcome == "failed" and "artifact missing" in outcome.detail
+    assert holder.current is not None and holder.current.version == "1"
+
+
+def test_predict_before_any_load_says_why(holder, registry, codec, make_frame) -> None:
+    registry.broken.add("1")
+    holder.reload()
+    request = parse_request(encode_frame(make_frame(), codec), None, codec, 5160, 1 << 20)
+    with pytest.raises(ModelNotReadyError, match="artifact missing"):
+        holder.predict(request)
+
+
+def test_background_loader_becomes_ready(holder) -> None:
+    holder.start()
+    try:
+        for _ in range(200):
+            if holder.ready:
+                break
+            threading.Event().wait(0.05)
+        assert holder.ready
+    finally:
+        holder.stop()
+
+
+@pytest.fixture
+def client(holder, codec) -> TestClient:
+    app = create_app(holder, Settings(), codec)
+    return TestClient(RefusePickleMiddleware(app))
+
+
+def test_predict_answers_what_the_model_predicts(client, holder, tiny_model, codec, make_frame):
+    holder.reload()
+    frame = make_frame((5, 9, 3, 30))
+    response = client.post(
+        "/predict",
+        content=encode_frame(frame, codec),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = tiny_model.predict(
+        frame.sensor_id, frame.time, frame.charge, frame.auxiliary, frame.offsets
+    )
+    assert body["event_id"] == frame.event_id.tolist()
+    assert body["model_version"] == "1"
+    np.testing.assert_allclose(body["zenith"], expected.zenith, rtol=1e-12)
+    np.testing.assert_allclose(body["angular_uncertainty"], expected.sigma, rtol=1e-12)
+
+
+def test_not_ready_is_503_with_retry_after(client, codec, make_frame) -> None:
+    response = client.post("/predict", content=encode_frame(make_frame(), codec))
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert "not ready" in response.json()["error"]
+    assert client.get("/model").json()["ready"] is False
+
+
+def test_bad_input_is_400_and_the_server_keeps_serving(client, holder, codec, make_frame):
+    holder.reload()
+    frame = make_frame((4, 3))
+    frame.sensor_id[0] = 9999
+    bad = client.post("/predict", content=encode_frame(frame, codec))
+    assert bad.status_code == 400 and "unknown sensor_id" in bad.json()["error"]
+    good = client.post("/predict", content=encode_frame(make_frame(), codec))
+    assert good.status_code == 200
+
+
+def test_pickle_content_type_is_refused_on_every_path(client) -> None:
+    for path in ("/predict", "/reload", "/model", "/readyz", "/anything"):
+        response = client.post(
+            path, content=b"\x80\x04.", headers={"content-type": "application/vnd.bentoml+pickle"}
+        )
+        assert response.status_code == 415, path
+
+
+def test_reload_endpoint_reports_the_outcome(client, holder, registry) -> None:
+    assert client.post("/reload").json()["outcome"] == "loaded"
+    registry.version = "2"
+    registry.broken.add("2")
+    failed = client.post("/reload")
+    assert failed.status_code == 500 and "artifact missing" in failed.json()["error"]
+    assert client.get("/model").json()["model_version"] == "1"

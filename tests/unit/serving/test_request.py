@@ -1,0 +1,122 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from icecube_stream.serving.request import BadRequestError, parse_request
+from icecube_stream.stream.frames import encode_frame
+from icecube_stream.stream.schemas import AvroCodec
+
+pytestmark = pytest.mark.unit
+
+LIMIT = 1 << 20
+OCTETS = "application/octet-stream"
+
+
+def _refusal(body: bytes, codec: AvroCodec, content_type: str | None = OCTETS) -> BadRequestError:
+    with pytest.raises(BadRequestError) as caught:
+        parse_request(body, content_type, codec, n_sensors=5160, max_body_bytes=LIMIT)
+    return caught.value
+
+
+def test_a_valid_frame_gives_offsets_in_request_order(codec, make_frame) -> None:
+    frame = make_frame((5, 9, 3))
+    request = parse_request(encode_frame(frame, codec), OCTETS, codec, 5160, LIMIT)
+    assert request.event_id.tolist() == [100, 101, 102]
+    assert request.offsets.tolist() == [0, 5, 14, 17]
+    np.testing.assert_array_equal(request.charge, frame.charge)
+
+
+@pytest.mark.parametrize("content_type", [None, "application/octet-stream; charset=binary"])
+def test_missing_or_parametrised_octet_stream_is_accepted(codec, make_frame, content_type) -> None:
+    body = encode_frame(make_frame(), codec)
+    assert parse_request(body, content_type, codec, 5160, LIMIT).n_events == 3
+
+
+def test_not_avro(codec) -> None:
+    error = _refusal(b'{"json": true}', codec)
+    assert (error.status, error.reason) == (400, "not-avro")
+
+
+def test_a_pickle_body_sent_as_octets_is_only_ever_avro_decoded(codec, tmp_path) -> None:
+    class Exploit:
+        def __reduce__(self):  # would create the marker file if unpickled
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    error = _refusal(pickle.dumps(Exploit()), codec)
+    assert error.status == 400
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("content_type", ["application/vnd.bentoml+pickle", "application/json"])
+def test_other_content_types_are_refused_with_415(codec, make_frame, content_type) -> None:
+    error = _refusal(encode_frame(make_frame(), codec), codec, content_type)
+    assert error.status == 415
+    assert "application/octet-stream" in error.message
+
+
+def test_wrong_schema_id(codec, make_frame) -> None:
+    body = bytearray(encode_frame(make_frame(), codec))
+    body[1:5] = (99).to_bytes(4, "big")
+    error = _refusal(bytes(body), codec)
+    assert error.status == 400
+    assert "99" in error.message
+
+
+def test_truncated_body(codec, make_frame) -> None:
+    body = encode_frame(make_frame(), codec)
+    assert _refusal(body[: len(body) // 2], codec).status == 400
+
+
+def test_empty_body_and_too_large_body(codec, make_frame) -> None:
+    assert _refusal(b"", codec).reason == "empty-body"
+    body = encode_frame(make_frame(), codec)
+    with pytest.raises(BadRequestError) as caught:
+        parse_request(body, OCTETS, codec, 5160, max_body_bytes=len(body) - 1)
+    assert caught.value.status == 413
+
+
+def test_empty_batch(codec, make_frame) -> None:
+    frame = make_frame(
+        (),
+        sensor_id=np.zeros(0, np.int16),
+        time=np.zeros(0, np.int64),
+        charge=np.zeros(0, np.float32),
+        auxiliary=np.zeros(0, np.bool_),
+    )
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert error.status == 400
+    assert "no events" in error.message
+
+
+def test_event_without_pulses(codec, make_frame) -> None:
+    error = _refusal(encode_frame(make_frame((4, 0, 3)), codec), codec)
+    assert "event 1" in error.message and "no pulses" in error.message
+
+
+def test_wrong_shapes(codec, make_frame) -> None:
+    frame = make_frame((4, 3), charge=np.ones(6, np.float32))  # 7 pulses, 6 charges
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert error.status == 400 and "differ in length" in error.message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_charge(codec, make_frame, bad) -> None:
+    frame = make_frame((4, 3))
+    frame.charge[5] = bad
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert "NaN/inf" in error.message and "event 1" in error.message
+
+
+def test_unknown_sensor_ids(codec, make_frame) -> None:
+    frame = make_frame((4, 3))
+    frame.sensor_id[2] = 5160
+    frame.sensor_id[3] = -1
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert "unknown sensor_id" in error.message and "5160" in error.message
+
+
+def test_split_events_are_refused(codec, make_frame) -> None:
+    frame = make_frame((4,), n_parts=np.array([2], np.int32))
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert error.reason == "split-event" and "whole events" in error.message
