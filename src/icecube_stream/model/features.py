@@ -156,6 +156,11 @@ def validate_pulses(
         raise FeatureError(f"unknown sensor_id(s) {ids}: the geometry has {n_sensors} sensors")
 
 
+_TIME_BITS = 19  # relative times up to 524 us; later pulses tie (still kept in order)
+_CHARGE_BITS = 20  # charge in 0.01 p.e. up to ~10,000 p.e.; brighter pulses tie
+_EVENT_SHIFT = 1 + _CHARGE_BITS + _TIME_BITS  # 40: up to 2^23 events per call
+
+
 def select_pulses(
     time: NDArray[np.number],
     charge: NDArray[np.number],
@@ -163,20 +168,34 @@ def select_pulses(
     offsets: NDArray[np.int64],
     max_pulses: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Row indices of the kept pulses (grouped by event, time order) and their offsets."""
+    """Row indices of the kept pulses (grouped by event, time order) and their offsets.
+
+    Priorities are packed into one int64 key per pulse (event | auxiliary | -charge | time) and
+    sorted once: a 4-key lexsort was most of the feature builder's time at serving batch sizes.
+    """
     lengths = np.diff(offsets)
-    event = np.repeat(np.arange(lengths.size), lengths)
+    if lengths.size >= 1 << (63 - _EVENT_SHIFT):
+        raise FeatureError(f"too many events in one call ({lengths.size})")
+    event = np.repeat(np.arange(lengths.size, dtype=np.int64), lengths)
+    t = np.asarray(time, dtype=np.float64)
+    t_min = np.minimum.reduceat(t, offsets[:-1])
+    t_rel = np.clip(np.rint(t - t_min[event]), 0, (1 << _TIME_BITS) - 1).astype(np.int64)
+    by_time = np.argsort((event << _EVENT_SHIFT) | t_rel, kind="stable").astype(np.int64)
     if int(lengths.max()) <= max_pulses:
-        keep_rows = np.lexsort((np.arange(event.size), time, event))
-        return keep_rows.astype(np.int64), offsets.astype(np.int64)
+        return by_time, offsets.astype(np.int64)
     # Priority order inside each event: clean first, then brightest, then earliest.
-    order = np.lexsort((time, -np.asarray(charge, np.float64), auxiliary, event))
+    q = np.clip(np.rint(np.asarray(charge, np.float64) * 100.0), 0, (1 << _CHARGE_BITS) - 1)
+    dim = ((1 << _CHARGE_BITS) - 1 - q.astype(np.int64)) << _TIME_BITS
+    aux = np.asarray(auxiliary, dtype=np.int64) << (_CHARGE_BITS + _TIME_BITS)
+    order = np.argsort((event << _EVENT_SHIFT) | aux | dim | t_rel, kind="stable")
     rank = np.arange(event.size) - np.repeat(offsets[:-1], lengths)
     chosen = order[rank < max_pulses]
-    chosen = chosen[np.lexsort((chosen, time[chosen], event[chosen]))]
+    keep = np.zeros(event.size, dtype=bool)
+    keep[chosen] = True
+    kept_rows = by_time[keep[by_time]]
     kept = np.minimum(lengths, max_pulses)
     new_offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
-    return chosen.astype(np.int64), new_offsets
+    return kept_rows.astype(np.int64), new_offsets
 
 
 def build_features(
