@@ -1,5 +1,5 @@
-"""Integration tests run against the real local stack; the fixture starts what is not running
-and stops, at the end, only what it started."""
+"""Shared fixtures. `stack` is the real local stack (Kafka, MongoDB wire, Prometheus, MLflow):
+started when not running, and at the end only what this session started is stopped."""
 
 from collections.abc import Iterator
 
@@ -15,6 +15,6 @@ def stack() -> Iterator[Settings]:
     already = {s.name for s in manager.status(settings) if s.pid is not None}
     manager.up(settings, report=lambda _: None)
     yield settings
-    started_here = [name for name in manager.SERVICES if name not in already]
+    started_here = [s.name for s in manager.select(settings) if s.name not in already]
     if started_here:
         manager.down(settings, started_here, report=lambda _: None)

@@ -2,7 +2,7 @@
 
 Both prediction writes finish before the caller acknowledges the source messages, so a crash
 between them means the events are processed again: Kafka may then carry a prediction twice
-(at-least-once), MongoDB never does (upsert keyed by event_id).
+(at-least-once), MongoDB never does (documents keyed by event_id, see docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import BulkWriteError
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Event
 from icecube_stream.stream.model_client import ModelAnswer
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, AvroCodec, topic_specs
+
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -114,17 +117,20 @@ class Sinks:
         await asyncio.gather(*deliveries)
 
     async def _to_mongo(self, records: list[dict[str, Any]]) -> None:
+        """Insert keyed by event_id (`_id`); a replayed event's duplicate-key error is the
+        idempotence working, so the document already there stays: one document per event."""
         started = time.perf_counter()
         written_at = time.time_ns()
-        operations = [
-            UpdateOne(
-                {"event_id": record["event_id"]},
-                {"$set": {**record, "status": "predicted", "written_at_ns": written_at}},
-                upsert=True,
-            )
-            for record in records
+        documents = [
+            {"_id": r["event_id"], **r, "status": "predicted", "written_at_ns": written_at}
+            for r in records
         ]
-        await self.collection.bulk_write(operations, ordered=False)
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            others = [e for e in error.details["writeErrors"] if e["code"] != DUPLICATE_KEY]
+            if others or error.details.get("writeConcernErrors"):
+                raise
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
 
     async def dead_letter(
