@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -271,6 +272,101 @@ def stats_command(
         Console().print(f"event types: {stats['event_types']}")
 
 
+# ------------------------------------------------------------------------------ streaming
+
+topics_app = typer.Typer(
+    help="Kafka topics declared in topics/topics.yaml (partitions, configs, Avro schemas).",
+    no_args_is_help=True,
+)
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("apply")
+def topics_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report drift.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Create missing topics, raise partition counts, set configs; report what cannot be fixed.
+
+    Exits 1 when drift remains (e.g. more partitions than declared: Kafka cannot shrink).
+    """
+    from icecube_stream.stream import topics
+
+    changes = topics.apply(get_settings(), dry_run=dry_run)
+    if as_json:
+        typer.echo(json.dumps({c.topic: {"action": c.action, "detail": c.detail} for c in changes}))
+    else:
+        for change in changes:
+            console.print(f"{change.topic}: {change.action} {change.detail}".rstrip())
+    if any(change.action in {"drift", "missing"} for change in changes):
+        raise typer.Exit(1)
+
+
+@app.command("produce")
+def produce_command(
+    data: Annotated[Path, typer.Option(help="Kaggle-layout data set (folder).")],
+    rate: Annotated[
+        float | None, typer.Option(help="Events per second (default: as fast as possible).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    loop: Annotated[bool, typer.Option(help="Start over at the end, until --limit.")] = False,
+    split: Annotated[str, typer.Option(help="train or test.")] = "train",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Send a data set's events to `icecube.pulses` as frames (acks=all, idempotent producer).
+
+    Exits 1 if any event was not acknowledged by Kafka.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.stream import emitter, topics
+    from icecube_stream.stream.schemas import PULSES
+
+    settings = get_settings()
+    try:
+        dataset = EventDataset(data, split=split)
+        topics.require_topics(settings, PULSES)
+    except (EventDataError, topics.TopicMissingError) as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    total = limit if limit is not None else (None if loop else dataset.count_events())
+    with Progress(
+        TextColumn("producing"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), console=console, disable=as_json,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("produce", total=total, rate="")
+
+        def show(report: emitter.EmitReport, sent: int) -> None:
+            progress.update(task, completed=sent, rate=f"{report.events} acked")
+
+        report = emitter.emit(
+            settings, emitter.dataset_batches(dataset, limit, loop), rate_hz=rate, on_progress=show
+        )
+    summary = {
+        "events": report.events,
+        "frames": report.frames,
+        "bytes": report.bytes,
+        "failed_events": report.failed_events,
+        "unacknowledged_frames": report.unacknowledged_frames,
+        "seconds": round(report.seconds, 3),
+        "events_per_s": round(report.events_per_s, 1),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(
+            f"{report.events} events in {report.frames} frames to {settings.topic(PULSES)} "
+            f"in {report.seconds:.1f} s ({report.events_per_s:,.0f} events/s)"
+        )
+    if not report.ok:
+        console.print(
+            f"[red]error:[/red] {report.failed_events} events in failed frames, "
+            f"{report.unacknowledged_frames} frames unacknowledged"
+        )
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------------------------- model
 # train / model bench, and the model side of `evaluate`: thin wrappers over icecube_stream.model
 # (torch and mlflow are imported inside the commands).
@@ -442,3 +538,51 @@ def model_bench(
             f"{figures['network_eps']:,.0f}",
         )
     Console().print(table)
+
+
+predictions_app = typer.Typer(help="Predictions on the `icecube.predictions` topic.")
+app.add_typer(predictions_app, name="predictions")
+
+
+@predictions_app.command("tail")
+def predictions_tail(
+    last: Annotated[int, typer.Option("--last", "-n", help="Show the newest N first.")] = 10,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the newest predictions (direction, uncertainty, model, latency); Ctrl-C stops."""
+    import math
+
+    from icecube_stream.stream.tail import tail
+
+    settings = get_settings()
+    try:
+        for record in tail(settings, last, follow):
+            if as_json:
+                typer.echo(json.dumps(record), nl=True)
+                continue
+            latency = (record["predicted_at_ns"] - record["emitted_at_ns"]) / 1e6
+            flags = f" [{','.join(record['flags'])}]" if record["flags"] else ""
+            typer.echo(
+                f"event {record['event_id']:>12}  az {math.degrees(record['azimuth']):6.1f}°  "
+                f"zen {math.degrees(record['zenith']):5.1f}°  "
+                f"±{math.degrees(record['angular_uncertainty']):5.1f}°  "
+                f"{record['model_name']} v{record['model_version']}  "
+                f"{record['n_pulses']:>5} pulses  {latency:7.1f} ms{flags}"
+            )
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker_command(ctx: typer.Context) -> None:
+    """Run the Faust stream worker (same as `faust -A icecube_stream.app worker -l info`).
+
+    Extra arguments go to Faust, e.g. `icecube-stream worker --web-port 6067`.
+    """
+    import sys
+
+    from icecube_stream.app import app as faust_app
+
+    sys.argv = ["faust", "worker", "-l", "info", *ctx.args]
+    faust_app.main()

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-import polars as pl
 from confluent_kafka import KafkaError, Message, Producer
 
 from icecube_stream import metrics
@@ -146,9 +145,3 @@ def dataset_batches(
         if not loop or produced == 0:
             return
 
-
-def dataset_size(dataset: EventDataset) -> int | None:
-    """Events in the data set according to its meta file (None without one)."""
-    if not dataset.meta_path.is_file():
-        return None
-    return int(dataset.scan_meta().select(pl.len()).collect().item())
