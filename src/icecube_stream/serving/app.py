@@ -106,6 +106,8 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
         return JSONResponse(payload)
 
     async def reload(request: Request) -> Response:
+        if await request.body():
+            return _error(400, "POST /reload takes no body (use ?force=true to reload anyway)")
         force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
         outcome = await anyio.to_thread.run_sync(lambda: holder.reload(force=force))
         body = outcome.as_dict()

@@ -1,0 +1,363 @@
+"""The real `bentoml serve` process, started through the stack's ModelServer service.
+
+One server for the module (start-up costs ~15 s on two cores), with a registered-model name of
+its own so the live `icecube-direction` champion is never touched. Tests run in file order:
+not ready before any champion exists, then served, then overloaded, then reloaded.
+"""
+
+import asyncio
+import os
+import pickle
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from icecube_stream import metrics
+from icecube_stream.config import Settings
+from icecube_stream.events.format import DatasetWriter
+from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.simulator import Simulator
+from icecube_stream.model.configs import get_config
+from icecube_stream.model.data import LabelledSet, labelled, load_events
+from icecube_stream.model.features import FeatureConfig
+from icecube_stream.model.inference import DirectionModel
+from icecube_stream.model.network import NetworkConfig
+from icecube_stream.model.tracking import log_and_register
+from icecube_stream.model.train import fit
+from icecube_stream.stack import manager, process
+from icecube_stream.stack.model_server import ModelServer
+from icecube_stream.stream.assembly import Event
+from icecube_stream.stream.frames import encode_frame
+from icecube_stream.stream.model_client import (
+    ModelAnswer,
+    ModelClient,
+    ModelServerUnavailableError,
+    request_frame,
+)
+from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+
+pytestmark = pytest.mark.integration
+
+FEATURES = FeatureConfig(max_pulses=24)
+TINY = NetworkConfig(d_model=16, n_context=1, ff_dim=32)
+OCTETS = {"content-type": "application/octet-stream"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _retries_429() -> float:
+    """The client's retry counter (this process) for 429 answers."""
+    return sum(
+        sample.value
+        for metric in metrics.MODEL_CALL_RETRIES.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.labels.get("reason") == "429"
+    )
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+@dataclass
+class Server:
+    settings: Settings
+    url: str
+    data: LabelledSet
+    events: list[Event]
+    codec: AvroCodec
+
+    def body(self, events: list[Event] | None = None) -> bytes:
+        return encode_frame(request_frame(events or self.events), self.codec)
+
+    def register(self, seed: int, promote: bool) -> tuple[str, DirectionModel]:
+        """Fit a tiny model for one epoch and register it; the alias moves when promoted."""
+        torch.manual_seed(seed)
+        config = replace(
+            get_config("quick"), network=TINY, features=FEATURES, epochs=1, batch_size=64
+        )
+        data = self.data
+        net, _ = fit(config, data.features, data.targets, data.features, data.targets)
+        model = DirectionModel(FEATURES, TINY, data.batch.geometry, net)
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        mlflow.set_experiment(self.settings.mlflow_experiment)
+        with mlflow.start_run():
+            registration = log_and_register(model, data, self.settings, promote=promote)
+        return registration.version, model
+
+
+@pytest.fixture(scope="module")
+def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("serving")
+    geometry = generate_geometry()
+    with DatasetWriter(root / "data", geometry, events_per_file=400) as writer:
+        for batch in Simulator(geometry, seed=5).iter_batches(300):
+            writer.append(batch)
+    data = labelled(load_events(root / "data"), FEATURES)
+    batch = data.batch
+    events = [
+        Event(
+            event_id=int(batch.event_id[i]),
+            sensor_id=batch.sensor_id[batch.offsets[i] : batch.offsets[i + 1]].astype(np.int16),
+            time=batch.time[batch.offsets[i] : batch.offsets[i + 1]].astype(np.int64),
+            charge=batch.charge[batch.offsets[i] : batch.offsets[i + 1]].astype(np.float32),
+            auxiliary=batch.auxiliary[batch.offsets[i] : batch.offsets[i + 1]].astype(np.bool_),
+            emitted_at_ns=0,
+            tokens=(),
+        )
+        for i in range(64)
+    ]
+    tag = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(
+        update={
+            "model_name": f"it-serving-{tag}",
+            "mlflow_experiment": f"it-serving-{tag}",
+            "model_server_port": _free_port(),
+            "state_dir": root / "state",
+            "model_server_max_concurrency": 2,
+            "model_reload_poll_s": 0.0,
+            "model_retry_max_s": 20.0,
+            "health_timeout_s": 90.0,
+        }
+    )
+    service = ModelServer(settings)
+    service.prepare()
+    record = process.spawn(service.argv(), service.log_path, service.env())
+    record.save(service.pid_path)
+    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    try:
+        yield Server(settings, settings.model_server_url, data, events, codec)
+    finally:
+        manager.down(settings, ["model-server"], report=lambda _: None)
+        assert not process.is_alive(record), "model server still running after down"
+
+
+def test_not_ready_before_a_champion_exists(server: Server) -> None:
+    _wait(lambda: _status(f"{server.url}/livez") == 200, 90, "the server to listen")
+    assert _status(f"{server.url}/readyz") == 503
+    response = httpx.post(f"{server.url}/predict", content=server.body(), headers=OCTETS)
+    assert response.status_code == 503
+    assert "not ready" in response.json()["error"]
+
+
+def test_client_gives_up_after_its_budget_while_not_ready(server: Server) -> None:
+    settings = server.settings.model_copy(update={"model_retry_max_s": 1.0})
+
+    async def call() -> None:
+        client = ModelClient(settings)
+        try:
+            await client.predict(server.events[:4])
+        finally:
+            await client.close()
+
+    started = time.monotonic()
+    with pytest.raises(ModelServerUnavailableError, match="503"):
+        asyncio.run(call())
+    assert time.monotonic() - started < 5
+
+
+@pytest.fixture(scope="module")
+def champion(server: Server) -> tuple[str, DirectionModel]:
+    version, model = server.register(seed=1, promote=True)
+    httpx.post(f"{server.url}/reload", timeout=60)  # no need to wait for the 5 s retry
+    _wait(lambda: _status(f"{server.url}/readyz") == 200, 60, "readiness after registering")
+    return version, model
+
+
+def test_predictions_equal_in_process_predictions(
+    server: Server, champion: tuple[str, DirectionModel]
+) -> None:
+    version, model = champion
+
+    async def call() -> ModelAnswer:
+        client = ModelClient(server.settings)
+        try:
+            return await client.predict(server.events)
+        finally:
+            await client.close()
+
+    answer = asyncio.run(call())
+    frame = request_frame(server.events)
+    expected = model.predict(
+        frame.sensor_id, frame.time, frame.charge, frame.auxiliary, frame.offsets
+    )
+    assert answer.model_name == server.settings.model_name
+    assert answer.model_version == version
+    np.testing.assert_array_equal(answer.event_id, frame.event_id)
+    np.testing.assert_allclose(answer.azimuth, expected.azimuth, atol=1e-9)
+    np.testing.assert_allclose(answer.zenith, expected.zenith, atol=1e-9)
+    np.testing.assert_allclose(answer.direction, expected.direction, atol=1e-9)
+    np.testing.assert_allclose(answer.angular_uncertainty, expected.sigma, atol=1e-9)
+
+
+def _mutated(server: Server, change: Callable[[Event], Event]) -> bytes:
+    return server.body([change(server.events[0]), *server.events[1:3]])
+
+
+def test_each_kind_of_bad_input_gets_a_4xx_that_says_why(server: Server, champion: object) -> None:
+    good = server.body()
+    nan = _mutated(
+        server,
+        lambda e: replace(
+            e, charge=np.where(np.arange(e.charge.size) == 0, np.nan, e.charge).astype(np.float32)
+        ),
+    )
+    unknown = _mutated(server, lambda e: replace(e, sensor_id=np.full_like(e.sensor_id, 7000)))
+    empty_event = _mutated(
+        server,
+        lambda e: replace(
+            e,
+            sensor_id=e.sensor_id[:0],
+            time=e.time[:0],
+            charge=e.charge[:0],
+            auxiliary=e.auxiliary[:0],
+        ),
+    )
+    cases = {
+        "not Avro": (b"hello", OCTETS, 400, "not-avro"),
+        "wrong schema id": (good[:1] + (42).to_bytes(4, "big") + good[5:], OCTETS, 400, "42"),
+        "truncated": (good[: len(good) // 3], OCTETS, 400, ""),
+        "NaN charge": (nan, OCTETS, 400, "NaN/inf"),
+        "unknown sensor": (unknown, OCTETS, 400, "unknown sensor_id"),
+        "empty event": (empty_event, OCTETS, 400, "no pulses"),
+        "JSON": (b'{"events": []}', {"content-type": "application/json"}, 415, "octet-stream"),
+    }
+    for name, (body, headers, status, words) in cases.items():
+        response = httpx.post(f"{server.url}/predict", content=body, headers=headers)
+        assert response.status_code == status, (name, response.text)
+        assert words in response.json()["error"], (name, response.text)
+    assert httpx.post(f"{server.url}/predict", content=good, headers=OCTETS).status_code == 200
+
+
+def test_pickle_bodies_are_never_loaded(server: Server, champion: object, tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    body = pickle.dumps(Exploit())
+    paths = ["/predict", "/reload", "/model", "/readyz", "/livez", "/healthz", "/metrics", "/"]
+    for path in paths:
+        for content_type in ("application/vnd.bentoml+pickle", "application/octet-stream"):
+            response = httpx.post(
+                f"{server.url}{path}", content=body, headers={"content-type": content_type}
+            )
+            assert 400 <= response.status_code < 500, (path, content_type, response.status_code)
+    assert not marker.exists()
+    assert _status(f"{server.url}/readyz") == 200
+
+
+def test_overload_answers_429_and_the_client_retries_through_it(
+    server: Server, champion: object
+) -> None:
+    body = server.body(server.events * 4)  # 256 events: long enough to overlap
+
+    async def flood() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.post(f"{server.url}/predict", content=body, headers=OCTETS)
+                    for _ in range(12)
+                )
+            )
+        return [r.status_code for r in responses]
+
+    codes = asyncio.run(flood())
+    assert set(codes) <= {200, 429}, codes
+    assert codes.count(429) > 0 and codes.count(200) >= 2, codes
+
+    retries_before = _retries_429()
+
+    async def clients() -> list[int]:
+        client = ModelClient(server.settings)
+        try:
+            answers = await asyncio.gather(*(client.predict(server.events * 4) for _ in range(8)))
+        finally:
+            await client.close()
+        return [a.event_id.size for a in answers]
+
+    assert asyncio.run(clients()) == [256] * 8
+    retries_after = _retries_429()
+    assert retries_after > retries_before
+
+
+def test_reload_swaps_the_version_without_a_failed_request(
+    server: Server, champion: tuple[str, DirectionModel]
+) -> None:
+    old_version, _ = champion
+    new_version, new_model = server.register(seed=2, promote=True)
+    assert new_version != old_version
+    body = server.body()
+    seen: list[tuple[int, str]] = []
+
+    async def traffic_and_reload() -> dict[str, object]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            stop = asyncio.Event()
+
+            async def keep_asking() -> None:
+                while not stop.is_set():
+                    r = await http.post("/predict", content=body, headers=OCTETS)
+                    seen.append((r.status_code, r.json().get("model_version", "")))
+
+            asker = asyncio.create_task(keep_asking())
+            await asyncio.sleep(0.3)
+            outcome = (await http.post("/reload")).json()
+            await asyncio.sleep(0.3)
+            stop.set()
+            await asker
+            return dict(outcome)
+
+    outcome = asyncio.run(traffic_and_reload())
+    assert outcome["outcome"] == "loaded" and outcome["model_version"] == new_version
+    assert all(code == 200 for code, _ in seen), seen
+    versions = [v for _, v in seen]
+    assert versions[0] == old_version and versions[-1] == new_version
+    assert versions == sorted(versions, key=lambda v: v == new_version)  # never back to old
+    answer = httpx.post(f"{server.url}/predict", content=body, headers=OCTETS).json()
+    frame = request_frame(server.events)
+    expected = new_model.predict(
+        frame.sensor_id, frame.time, frame.charge, frame.auxiliary, frame.offsets
+    )
+    np.testing.assert_allclose(answer["zenith"], expected.zenith, atol=1e-9)
+
+
+def test_metrics_show_the_project_metrics_beside_bentoml(server: Server, champion: object) -> None:
+    text = httpx.get(f"{server.url}/metrics").text
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["icecube_model_server_events_total"] >= 64
+    assert values["icecube_model_server_inference_seconds_count"] >= 1
+    assert values["icecube_model_server_batch_events_count"] >= 1
+    assert time.time() - values["icecube_model_server_heartbeat_timestamp_seconds"] < 30
+    version = httpx.get(f"{server.url}/model").json()["model_version"]
+    labels = f'model_name="{server.settings.model_name}",model_version="{version}"'
+    assert values[f"icecube_model_server_model_info{{{labels}}}"] == 1
+    assert any(key.startswith("bentoml_service_request_total") for key in values)
