@@ -1,12 +1,24 @@
-"""Shared fixtures. `stack` is the real local stack (Kafka, MongoDB wire, Prometheus, MLflow):
-started when not running, and at the end only what this session started is stopped."""
+"""Shared fixtures.
 
+`stack` is the real local stack (Kafka, MongoDB wire, Prometheus, MLflow): started when not
+running, and at the end only what this session started is stopped. `pipeline` is a whole private
+pipeline on it (its own topics, consumer group, Mongo collection, registered model, model server
+and worker), so tests never touch what a user runs.
+"""
+
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from icecube_stream.config import Settings, get_settings
 from icecube_stream.stack import manager
+from support import free_port
+
+COMPONENTS = ["model-server", "worker"]
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +30,86 @@ def stack() -> Iterator[Settings]:
     started_here = [s.name for s in manager.select(settings) if s.name not in already]
     if started_here:
         manager.down(settings, started_here, report=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def events() -> Any:
+    """6,000 simulated events with truth (seed 41)."""
+    from icecube_stream.events.format import concat_batches
+    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.simulator import Simulator
+
+    return concat_batches(list(Simulator(generate_geometry(), seed=41).iter_batches(6000)))
+
+
+@pytest.fixture(scope="session")
+def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
+    """A tiny model, trained in seconds and registered as champion under a name of its own."""
+    import mlflow
+    import torch
+
+    from icecube_stream.events.format import DatasetWriter
+    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.simulator import Simulator
+    from icecube_stream.model.configs import get_config
+    from icecube_stream.model.data import labelled, load_events
+    from icecube_stream.model.features import FeatureConfig
+    from icecube_stream.model.inference import DirectionModel
+    from icecube_stream.model.network import NetworkConfig
+    from icecube_stream.model.tracking import log_and_register
+    from icecube_stream.model.train import fit
+
+    root = tmp_path_factory.mktemp("e2e-train")
+    geometry = generate_geometry()
+    with DatasetWriter(root, geometry, events_per_file=500) as writer:
+        for batch in Simulator(geometry, seed=40).iter_batches(500):
+            writer.append(batch)
+    features = FeatureConfig(max_pulses=32)
+    network = NetworkConfig(d_model=16, n_context=1, ff_dim=32)
+    data = labelled(load_events(root), features)
+    config = replace(get_config("quick"), network=network, features=features, epochs=2)
+    torch.manual_seed(0)
+    net, _ = fit(config, data.features, data.targets, data.features, data.targets)
+    model = DirectionModel(features, network, geometry, net)
+    tag = uuid.uuid4().hex[:8]
+    settings = stack.model_copy(
+        update={"model_name": f"e2e-direction-{tag}", "mlflow_experiment": f"e2e-{tag}"}
+    )
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_experiment(settings.mlflow_experiment)
+    with mlflow.start_run():
+        log_and_register(model, data, settings, promote=True)
+    return settings, model
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    champion: tuple[Settings, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """Model server and worker processes on free ports, wired to topics of this module only."""
+    from pymongo import MongoClient
+
+    from icecube_stream.stream import topics
+
+    tag = uuid.uuid4().hex[:8]
+    settings = champion[0].model_copy(
+        update={
+            "state_dir": Path(tmp_path_factory.mktemp("e2e-state")),
+            "topic_prefix": f"e2e-{tag}.",
+            "worker_app_id": f"e2e-worker-{tag}",
+            "mongo_collection": f"e2e_{tag}",
+            "model_server_port": free_port(),
+            "worker_web_port": free_port(),
+            "assembly_timeout_s": 5.0,
+            "health_timeout_s": 180.0,
+        }
+    )
+    topics.apply(settings)
+    try:
+        manager.up(settings, COMPONENTS, report=lambda _: None)
+        yield settings
+    finally:
+        manager.down(settings, COMPONENTS, report=lambda _: None)
+        MongoClient(settings.mongo_url)[settings.mongo_database].drop_collection(
+            settings.mongo_collection
+        )
