@@ -38,7 +38,9 @@ def test_settings_are_frozen() -> None:
 def test_settings_env_round_trips_through_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path
 ) -> None:
-    original = Settings(kafka_port=19092, state_dir=tmp_path, topic_prefix="x.", health_timeout_s=7.5)
+    original = Settings(
+        kafka_port=19092, state_dir=tmp_path, topic_prefix="x.", health_timeout_s=7.5
+    )
     for name, value in settings_env(original).items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
