@@ -144,4 +144,3 @@ def dataset_batches(
             remaining -= produced
         if not loop or produced == 0:
             return
-
