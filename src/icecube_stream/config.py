@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ICECUBE_", frozen=True, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address every local service binds to.")
+    # Where clients reach each service; unset means `host` (one machine). Containers bind to
+    # 0.0.0.0 and reach their peers by service name (compose, Kubernetes), so these differ there.
+    kafka_host: str | None = Field(None, description="Kafka bootstrap host (default: host).")
+    mongo_host: str | None = Field(None, description="MongoDB host (default: host).")
+    mlflow_host: str | None = Field(None, description="MLflow server host (default: host).")
+    model_server_host: str | None = Field(None, description="Model server host (default: host).")
+    prometheus_host: str | None = Field(None, description="Prometheus host (default: host).")
     state_dir: Path = Field(
         Path.home() / ".local" / "state" / "icecube-stream",
         description="Runtime state of the local stack: data directories, logs, pid files.",
@@ -109,7 +116,7 @@ class Settings(BaseSettings):
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return f"{self.kafka_host or self.host}:{self.kafka_port}"
 
     def topic(self, name: str) -> str:
         """The Kafka name of a topic declared in topics/topics.yaml."""
@@ -117,19 +124,19 @@ class Settings(BaseSettings):
 
     @property
     def model_server_url(self) -> str:
-        return f"http://{self.host}:{self.model_server_port}"
+        return f"http://{self.model_server_host or self.host}:{self.model_server_port}"
 
     @property
     def mongo_url(self) -> str:
-        return f"mongodb://{self.host}:{self.mongo_port}/"
+        return f"mongodb://{self.mongo_host or self.host}:{self.mongo_port}/"
 
     @property
     def prometheus_url(self) -> str:
-        return f"http://{self.host}:{self.prometheus_port}"
+        return f"http://{self.prometheus_host or self.host}:{self.prometheus_port}"
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return f"http://{self.host}:{self.mlflow_port}"
+        return f"http://{self.mlflow_host or self.host}:{self.mlflow_port}"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
