@@ -17,6 +17,7 @@ from prometheus_client import generate_latest
 
 from icecube_stream import metrics
 from icecube_stream.config import get_settings
+from icecube_stream.observe.lag import LagReader
 from icecube_stream.stream.model_client import ModelClient
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, topic_specs
@@ -25,6 +26,8 @@ from icecube_stream.stream.topics import require_topics
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+metrics.init_known_labels(metrics.WORKER_KNOWN_LABELS)
+LAG_EVERY_S = 5.0
 
 app = faust.App(
     settings.worker_app_id,
@@ -58,6 +61,8 @@ class _Worker:
     pipeline: Pipeline | None = None
     lock = asyncio.Lock()
     ack: Any = None
+    lag: LagReader | None = None
+    lag_checked = 0.0
 
     async def run(self, incoming: list[Incoming]) -> None:
         async with self.lock:
@@ -105,6 +110,23 @@ async def tick() -> None:
     metrics.WORKER_HEARTBEAT.set_to_current_time()
     if worker.pipeline is not None:
         await worker.run([])
+    await _update_lag()
+
+
+async def _update_lag() -> None:
+    """Lag of the partitions this worker holds, every few seconds, off the event loop."""
+    loop = asyncio.get_running_loop()
+    if loop.time() - worker.lag_checked < LAG_EVERY_S:
+        return
+    worker.lag_checked = loop.time()
+    topic = settings.topic(PULSES)
+    try:
+        held = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic]
+        if worker.lag is None:
+            worker.lag = LagReader(settings)
+        await loop.run_in_executor(None, worker.lag.update, topic, held)
+    except Exception as error:  # lag is diagnostics: never let it stop the heartbeat
+        log.warning("consumer lag not updated: %s", error)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from icecube_stream.config import get_settings
+from icecube_stream.observe.commands import register as register_observe_commands
 
 if TYPE_CHECKING:
     from icecube_stream.model.reconstructor import ModelReconstructor
@@ -28,6 +29,7 @@ stack_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
+register_observe_commands(app)  # alerts, check-truth
 
 console = Console(stderr=True)
 T = TypeVar("T")
@@ -330,6 +332,9 @@ def produce_command(
     except (EventDataError, topics.TopicMissingError) as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    from icecube_stream.observe.http import serve_metrics
+
+    serve_metrics(settings.host, settings.emitter_metrics_port)
     total = limit if limit is not None else (None if loop else dataset.count_events())
     with Progress(
         TextColumn("producing"), BarColumn(), MofNCompleteColumn(),

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     model_server_port: int = 3000
     worker_web_port: int = 6066
+    emitter_metrics_port: int = Field(
+        9101, description="/metrics of `icecube-stream produce` (0: none); a busy port is skipped."
+    )
+    checker_metrics_port: int = Field(
+        9102, description="/metrics of `icecube-stream check-truth` (angular error vs truth)."
+    )
 
     topic_prefix: str = Field(
         "", description="Put in front of every topic name, to run isolated pipelines side by side."

@@ -67,6 +67,11 @@ MODEL_CALL_RETRIES = Counter(
 WORKER_WRITE_FAILURES = Counter(
     "icecube_worker_write_failures_total", "Failed writes (retried), by sink.", ["sink"]
 )
+WORKER_CONSUMER_LAG = Gauge(
+    "icecube_worker_consumer_lag_messages",
+    "Messages of an assigned partition not yet committed (high watermark minus committed offset).",
+    ["topic", "partition"],
+)
 MONGO_WRITE_SECONDS = Histogram(
     "icecube_worker_mongo_write_seconds",
     "One bulk upsert of predictions into MongoDB.",
@@ -109,8 +114,65 @@ MODEL_SERVER_MODEL_INFO = Gauge(
     ["model_name", "model_version"],
     multiprocess_mode="max",
 )
+MODEL_SERVER_READY = Gauge(
+    "icecube_model_server_ready",
+    "1 while a model is loaded and /predict answers, 0 while it answers 503.",
+    multiprocess_mode="livemin",
+)
+MODEL_SERVER_UNCERTAINTY = Histogram(
+    "icecube_model_server_angular_uncertainty_radians",
+    "Predicted angular uncertainty (sigma of the vMF head) of every event served.",
+    buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.2),
+)
 MODEL_SERVER_HEARTBEAT = Gauge(
     "icecube_model_server_heartbeat_timestamp_seconds",
     "Set every few seconds while the model server process runs.",
     multiprocess_mode="max",
 )
+
+# Truth checker (`icecube-stream check-truth`): simulated or labelled data only, where the true
+# direction of every event is known from the data set's meta file.
+CHECKER_EVENTS = Counter(
+    "icecube_checker_events_total", "Predictions compared with their event's true direction."
+)
+CHECKER_UNKNOWN = Counter(
+    "icecube_checker_unknown_events_total", "Predictions of events absent from the truth table."
+)
+CHECKER_ANGULAR_ERROR = Histogram(
+    "icecube_checker_angular_error_radians",
+    "Angle between predicted and true direction, per event.",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.2),
+)
+CHECKER_MEAN_ERROR = Gauge(
+    "icecube_checker_angular_error_mean_radians",
+    "Running mean angular error over the most recent events (the competition metric).",
+)
+CHECKER_HEARTBEAT = Gauge(
+    "icecube_checker_heartbeat_timestamp_seconds", "Set every second while the checker runs."
+)
+
+# Label values known in advance are exported as 0 from the start, so a rate() over them is 0
+# rather than "no data" before the first failure (Prometheus' advice on missing series).
+DLQ_REASONS = (
+    *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame"),  # undecodable message
+    *("empty-event", "too-many-pulses", "unknown-sensor", "non-finite", "negative-charge"),
+    "model-rejected",  # the model server answered 4xx for this one event
+)
+WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
+    WORKER_DLQ: DLQ_REASONS,
+    MODEL_CALL_RETRIES: ("429", "503", "504", "ConnectError", "ReadTimeout"),
+    WORKER_WRITE_FAILURES: ("model", "predictions", "dlq"),
+}
+MODEL_SERVER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
+    MODEL_SERVER_REJECTED: (
+        *("pickle", "not-ready", "too-large", "content-type", "empty-body", "invalid-pulses"),
+        "split-event",
+    ),
+    MODEL_SERVER_RELOADS: ("loaded", "unchanged", "failed"),
+}
+
+
+def init_known_labels(known: dict[Counter, tuple[str, ...]]) -> None:
+    for counter, values in known.items():
+        for value in values:
+            counter.labels(value)

@@ -58,6 +58,8 @@ class RefusePickleMiddleware:
 
 
 def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Starlette:
+    metrics.init_known_labels(metrics.MODEL_SERVER_KNOWN_LABELS)
+
     def serve(served: ServedModel, body: bytes, content_type: str | None) -> dict[str, Any]:
         request = parse_request(
             body,
@@ -69,6 +71,8 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
         served, prediction = holder.predict(request, served)
         metrics.MODEL_SERVER_BATCH_EVENTS.observe(request.n_events)
         metrics.MODEL_SERVER_EVENTS.inc(request.n_events)
+        for sigma in prediction.sigma.tolist():  # no bulk observe in prometheus_client
+            metrics.MODEL_SERVER_UNCERTAINTY.observe(sigma)
         return build_response(served.name, served.version, request.event_id, prediction)
 
     async def predict(request: Request) -> Response:

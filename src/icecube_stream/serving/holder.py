@@ -207,5 +207,6 @@ class ModelHolder:
     def _heartbeat(self) -> None:
         while True:
             metrics.MODEL_SERVER_HEARTBEAT.set(time.time())
+            metrics.MODEL_SERVER_READY.set(1 if self.ready else 0)
             if self._stop.wait(HEARTBEAT_S):
                 return

@@ -20,6 +20,8 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
         "prometheus": f"{host}:{settings.prometheus_port}",
         "worker": f"{host}:{settings.worker_web_port}",
         "model-server": f"{host}:{settings.model_server_port}",
+        "emitter": f"{host}:{settings.emitter_metrics_port}",
+        "checker": f"{host}:{settings.checker_metrics_port}",
     }
 
 

@@ -82,12 +82,15 @@ def test_mongod_command_line(tmp_path: Path) -> None:
 
 
 def test_prometheus_targets_follow_the_settings() -> None:
-    settings = Settings(worker_web_port=7066, model_server_port=7000, prometheus_port=7090)
+    settings = Settings(worker_web_port=7066, model_server_port=7000, prometheus_port=7090,
+                        emitter_metrics_port=7101, checker_metrics_port=7102)  # fmt: skip
     targets = prometheus.scrape_targets(settings)
     assert targets == {
         "prometheus": "127.0.0.1:7090",
         "worker": "127.0.0.1:7066",
         "model-server": "127.0.0.1:7000",
+        "emitter": "127.0.0.1:7101",
+        "checker": "127.0.0.1:7102",
     }
     document = json.loads(prometheus.file_sd("worker", targets["worker"]))
     assert document == [{"targets": ["127.0.0.1:7066"], "labels": {"component": "worker"}}]
@@ -98,7 +101,8 @@ def test_prometheus_prepare_copies_config_and_writes_targets(tmp_path: Path) -> 
     service.prepare()
     assert (service.config_dir / "prometheus.yml").is_file()
     written = sorted(p.name for p in (service.config_dir / "targets").glob("*.json"))
-    assert written == ["model-server.json", "prometheus.json", "worker.json"]
+    assert written == ["checker.json", "emitter.json", "model-server.json", "prometheus.json",
+                       "worker.json"]  # fmt: skip
     assert f"--config.file={service.config_dir / 'prometheus.yml'}" in service.argv()
 
 

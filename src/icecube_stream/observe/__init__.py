@@ -1,0 +1,1 @@
+"""Observability helpers: metrics endpoints, consumer lag, the truth checker, active alerts."""

@@ -1,0 +1,93 @@
+"""The observability commands of the CLI (`alerts`, `check-truth`), kept out of cli.py so the
+shared command module only registers them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from icecube_stream.config import get_settings
+
+console = Console(stderr=True)
+
+
+def alerts_command(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Where Prometheus is and which alerts are pending or firing there.
+
+    Exits 1 when Prometheus does not answer (then nothing is known about alerts).
+    """
+    from icecube_stream.observe.alerts import PrometheusUnavailableError, active_alerts
+
+    settings = get_settings()
+    url = settings.prometheus_url
+    try:
+        alerts = active_alerts(url)
+    except PrometheusUnavailableError as error:
+        if as_json:
+            typer.echo(json.dumps({"prometheus_url": url, "error": str(error)}))
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    firing = sum(a.state == "firing" for a in alerts)
+    if as_json:
+        summary = {
+            "prometheus_url": url,
+            "alerts_url": f"{url}/alerts",
+            "firing": firing,
+            "pending": len(alerts) - firing,
+            "alerts": [a.as_dict() for a in alerts],
+        }
+        typer.echo(json.dumps(summary))
+        return
+    out = Console()
+    out.print(f"Prometheus: {url}  (alerts: {url}/alerts)", highlight=False)
+    out.print(f"{firing} firing, {len(alerts) - firing} pending", highlight=False)
+    if alerts:
+        table = Table("state", "severity", "alert", "component", "instance", "summary")
+        for a in alerts:
+            table.add_row(a.state, a.severity, a.name, a.component, a.instance, a.summary)
+        out.print(table)
+
+
+def check_truth_command(
+    data: Annotated[Path, typer.Option(help="The data set being replayed (Kaggle layout).")],
+    split: Annotated[str, typer.Option(help="train (test has no truth).")] = "train",
+) -> None:
+    """Compare live predictions with the data set's true directions; serve the angular error
+    on /metrics (ICECUBE_CHECKER_METRICS_PORT) until Ctrl-C."""
+    from icecube_stream.observe import checker
+    from icecube_stream.observe.http import serve_metrics
+
+    settings = get_settings()
+    try:
+        truth = checker.read_truth(data, split)
+    except checker.TruthError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    if not serve_metrics(settings.host, settings.checker_metrics_port):
+        console.print(f"[yellow]metrics port {settings.checker_metrics_port} busy[/yellow]")
+    check = checker.TruthChecker(truth)
+    console.print(f"checking predictions against {len(truth)} true directions; Ctrl-C stops")
+
+    def show(_: int) -> None:
+        mean = check.mean_error
+        if mean is not None:
+            console.print(f"mean angular error (last {len(check.recent)}): {mean:.4f} rad")
+
+    stop = threading.Event()
+    try:
+        checker.run(settings, check, stop, on_batch=show)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("alerts")(alerts_command)
+    app.command("check-truth")(check_truth_command)
