@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from icecube_stream.config import get_settings
 
@@ -46,14 +45,12 @@ def alerts_command(
         }
         typer.echo(json.dumps(summary))
         return
-    out = Console()
-    out.print(f"Prometheus: {url}  (alerts: {url}/alerts)", highlight=False)
-    out.print(f"{firing} firing, {len(alerts) - firing} pending", highlight=False)
-    if alerts:
-        table = Table("state", "severity", "alert", "component", "instance", "summary")
-        for a in alerts:
-            table.add_row(a.state, a.severity, a.name, a.component, a.instance, a.summary)
-        out.print(table)
+    # Plain lines, not a table: `make demo` logs are read in narrow, non-interactive terminals.
+    typer.echo(f"Prometheus: {url}  (alerts page: {url}/alerts)")
+    typer.echo(f"alerts: {firing} firing, {len(alerts) - firing} pending")
+    for a in alerts:
+        where = " ".join(part for part in (a.component, a.instance) if part)
+        typer.echo(f"  {a.state:<7} {a.severity:<8} {a.name}  [{where}]  {a.summary}")
 
 
 def check_truth_command(
