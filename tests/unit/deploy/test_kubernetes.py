@@ -8,11 +8,14 @@ ICECUBE_ name is a setting, every selector selects.
 
 from __future__ import annotations
 
+import copy
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from deploy_checks import ROOT, env_names, load_yaml_documents, unknown_settings
@@ -231,3 +234,62 @@ def test_our_pods_run_as_the_image_user(docs: list[Doc]) -> None:
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert [i["name"] for i in kustomization["images"]] == ["icecube-stream"]
+
+
+SCHEMAS = ROOT / "tests" / "unit" / "deploy" / "schemas"
+
+
+def strict(schema: Any) -> Any:
+    """Reject unknown fields, as the API server's strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {k: strict(v) for k, v in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        if schema.get("type") == "object" and "properties" in schema:
+            # metadata is validated by the API server itself, not by the CRD's schema.
+            schema["properties"].pop("metadata", None)
+            schema["properties"]["metadata"] = {"type": "object"}
+    elif isinstance(schema, list):
+        schema = [strict(v) for v in schema]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
+    validators = {}
+    for path in SCHEMAS.glob("*/*.json"):
+        crd = json.loads(path.read_text())
+        schema = strict(crd["openAPIV3Schema"])
+        validators[(crd["apiVersion"], crd["kind"])] = jsonschema.Draft4Validator(schema)
+    return validators
+
+
+def crd_errors(validator: jsonschema.protocols.Validator, doc: Doc) -> list[str]:
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+def test_custom_resources_match_their_crd_schemas(
+    docs: list[Doc], crd_validators: dict[tuple[str, str], jsonschema.protocols.Validator]
+) -> None:
+    """Strimzi 1.2 (kafka.strimzi.io/v1) and Prometheus operator 0.93 schemas, vendored."""
+    custom = [d for d in docs if d["apiVersion"].split("/")[0].endswith((".io", ".com"))]
+    assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor"}
+    for doc in custom:
+        validator = crd_validators.get((doc["apiVersion"], doc["kind"]))
+        assert validator, f"no schema for {doc['apiVersion']} {doc['kind']}"
+        assert crd_errors(validator, doc) == [], doc["metadata"]["name"]
+
+
+def test_crd_schemas_catch_a_misspelt_field(
+    docs: list[Doc], crd_validators: dict[tuple[str, str], jsonschema.protocols.Validator]
+) -> None:
+    topic = copy.deepcopy(next(d for d in docs if d["kind"] == "KafkaTopic"))
+    topic["spec"]["partition"] = topic["spec"].pop("partitions")
+    assert crd_errors(crd_validators[("kafka.strimzi.io/v1", "KafkaTopic")], topic)
+    kafka = copy.deepcopy(one(docs, "Kafka", "icecube-kafka"))
+    kafka["spec"]["kafka"]["listeners"][0]["type"] = "clusterip-ish"
+    assert crd_errors(crd_validators[("kafka.strimzi.io/v1", "Kafka")], kafka)
