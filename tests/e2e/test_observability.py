@@ -52,6 +52,11 @@ def query(settings: Settings, promql: str) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
+def mine(metric: str, component: str, tag: str) -> str:
+    """A selector of this run's series of one component (every process exports every metric)."""
+    return f'{metric}{{component="{component}", test_run="{tag}"}}'
+
+
 def has_number(result: list[dict[str, Any]]) -> bool:
     return any(math.isfinite(float(r["value"][1])) for r in result if "value" in r)
 
@@ -138,7 +143,7 @@ def test_every_panel_and_alert_selector_has_live_data(
         report = emitter.emit(pipeline, [("obs", batch)], rate_hz=RATE_HZ)
         assert report.ok and report.events == N
         tag = monitored["tag"]
-        predicted = f'sum(icecube_worker_predictions_total{{test_run="{tag}"}})'
+        predicted = f"sum({mine('icecube_worker_predictions_total', 'worker', tag)})"
         wait_for(
             lambda: has_number(r := query(stack, predicted)) and float(r[0]["value"][1]) >= N,
             180,
@@ -159,15 +164,18 @@ def test_every_panel_and_alert_selector_has_live_data(
 
     # Figures that must be right, not merely present.
     tag = monitored["tag"]
-    p99 = query(stack, "histogram_quantile(0.99, sum by (le) (rate("
-                f'icecube_pipeline_latency_seconds_bucket{{test_run="{tag}"}}[2m])))')  # fmt: skip
+    latency = mine("icecube_pipeline_latency_seconds_bucket", "worker", tag)
+    p99 = query(stack, f"histogram_quantile(0.99, sum by (le) (rate({latency}[2m])))")
     assert 0 < float(p99[0]["value"][1]) < 60
-    mean_error = query(stack, f'icecube_checker_angular_error_mean_radians{{test_run="{tag}"}}')
+    mean_error = query(
+        stack,
+        mine("icecube_checker_angular_error_mean_radians", "checker", tag),
+    )
     assert 0.05 < float(mean_error[0]["value"][1]) < math.pi
     assert check.mean_error == pytest.approx(float(mean_error[0]["value"][1]), rel=0.2)
-    versions = query(stack, f'icecube_model_server_model_info{{test_run="{tag}"}} == 1')
+    versions = query(stack, mine("icecube_model_server_model_info", "model-server", tag) + " == 1")
     assert [v["metric"]["model_name"] for v in versions] == [pipeline.model_name]
-    lag = query(stack, f'icecube_worker_consumer_lag_messages{{test_run="{tag}"}}')
+    lag = query(stack, mine("icecube_worker_consumer_lag_messages", "worker", tag))
     assert lag, "no consumer lag series for the worker's partitions"
 
     # Alert rules: each expression parses, and each series it selects exists.
@@ -201,7 +209,7 @@ def short_window_rules(tag: str) -> str:
 
 
 def test_stopping_the_model_server_raises_its_alert(
-    stack: Settings, pipeline: Settings, monitored: dict[str, Any]
+    stack: Settings, pipeline: Settings, events: EventBatch, monitored: dict[str, Any]
 ) -> None:
     tag = monitored["tag"]
     rules_dir: Path = monitored["prometheus"].config_dir / "rules.d"
@@ -215,6 +223,8 @@ def test_stopping_the_model_server_raises_its_alert(
         assert not model_server_alerts(stack, instance), "alert active before the stop"
 
         manager.down(pipeline, ["model-server"], report=lambda _: None)
+        # Events for the worker to hold and retry while the model server is away.
+        assert emitter.emit(pipeline, [("obs", take_events(events, N, N + 200))]).ok
 
         def firing_short_and_shipped_active() -> bool:
             alerts = model_server_alerts(stack, instance)
@@ -229,6 +239,13 @@ def test_stopping_the_model_server_raises_its_alert(
         assert shipped[0]["annotations"]["summary"] == (
             f"Model server {instance} is not serving predictions"
         )
+
+        # The worker retries (the input of ModelCallErrors) and its heartbeat stays fresh: the
+        # outage is the model server's, not a blocked worker (no WorkerHeartbeatStale).
+        retries = f"sum({mine('icecube_worker_model_retries_total', 'worker', tag)})"
+        wait_for(lambda: float(query(stack, retries)[0]["value"][1]) >= 3, 60, "model retries")
+        age = f"time() - {mine('icecube_worker_heartbeat_timestamp_seconds', 'worker', tag)}"
+        assert float(query(stack, age)[0]["value"][1]) < 12
     finally:
         rules_file.unlink(missing_ok=True)
         reload(stack)
