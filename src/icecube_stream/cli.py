@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -313,6 +314,17 @@ def produce_command(
     limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
     loop: Annotated[bool, typer.Option(help="Start over at the end, until --limit.")] = False,
     split: Annotated[str, typer.Option(help="train or test.")] = "train",
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep watching DATA/<split>/ for new batch files (move them in atomically); "
+            "archive each once Kafka acknowledged all its events; resume after a restart.",
+        ),
+    ] = False,
+    archive: Annotated[
+        Path | None, typer.Option(help="Where --watch moves finished files [DATA/archive].")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Send a data set's events to `icecube.pulses` as frames (acks=all, idempotent producer).
@@ -322,19 +334,26 @@ def produce_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.observe.http import serve_metrics
     from icecube_stream.stream import emitter, topics
     from icecube_stream.stream.schemas import PULSES
 
     settings = get_settings()
     try:
-        dataset = EventDataset(data, split=split)
         topics.require_topics(settings, PULSES)
+        dataset = None if watch else EventDataset(data, split=split)
     except (EventDataError, topics.TopicMissingError) as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
-    from icecube_stream.observe.http import serve_metrics
-
     serve_metrics(settings.host, settings.emitter_metrics_port)
+    if dataset is None:
+        from icecube_stream.stream.watcher import watch as watch_folder
+
+        console.print(f"watching {data / split} (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch_folder(settings, data, archive or data / "archive", split, rate,
+                         say=console.print)  # fmt: skip
+        return
     total = limit if limit is not None else (None if loop else dataset.count_events())
     with Progress(
         TextColumn("producing"), BarColumn(), MofNCompleteColumn(),
@@ -591,3 +610,51 @@ def worker_command(ctx: typer.Context) -> None:
 
     sys.argv = ["faust", "worker", "-l", "info", *ctx.args]
     faust_app.main()
+
+
+@app.command("bench")
+def bench_command(
+    events: Annotated[int, typer.Option(help="Simulated events (half for each phase).")] = 20_000,
+    rate: Annotated[float, typer.Option(help="Offered rate of the latency phase, Hz.")] = 2700.0,
+    data: Annotated[
+        Path | None, typer.Option(help="Use this Kaggle-layout data set instead of simulating.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """End-to-end throughput and latency on this machine, beside raw Kafka, in-process inference
+    and one-HTTP-call-per-event, with CPU seconds per component. Needs `stack up` and a champion.
+    """
+    from icecube_stream.events.format import EventDataset, concat_batches
+    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.simulator import Simulator
+    from icecube_stream.stream.bench import Bench
+
+    def say(message: str) -> None:
+        if not as_json:
+            console.print(message)
+
+    if data is not None:
+        batch = concat_batches(list(EventDataset(data).iter_batches(max_events=events)))
+    else:
+        say(f"simulating {events:,} events")
+        batch = concat_batches(list(Simulator(generate_geometry(), seed=7).iter_batches(events)))
+    result = Bench(get_settings(), batch, say).run(rate).as_dict()
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"bench: {result['events']:,} events on this machine")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("end-to-end throughput (events/s)", f"{result['throughput_eps']:,.0f}"),
+        (f"latency p50 at {rate:,.0f} Hz (s)", f"{result['latency_p50_s']:.3f}"),
+        (f"latency p99 at {rate:,.0f} Hz (s)", f"{result['latency_p99_s']:.3f}"),
+        ("lost / duplicated", f"{result['lost']} / {result['duplicated']}"),
+        *[(f"limit: {k} (events/s)", f"{v:,.0f}") for k, v in result["reference"].items()],
+        ("speed-up over one HTTP call per event", f"{result['speedup_over_naive']}x"),
+        *[(f"CPU s per 1,000 events: {k}", f"{v:.3f}")
+          for k, v in result["cpu_s_per_1000_events"].items()],
+    ]  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

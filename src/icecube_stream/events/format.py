@@ -434,21 +434,32 @@ class EventDataset:
         self, events_per_chunk: int = 4096, max_events: int | None = None
     ) -> Iterator[EventBatch]:
         """Events in file order, `events_per_chunk` at a time, each chunk validated."""
-        if events_per_chunk < 1:
-            raise ValueError("events_per_chunk must be at least 1")
         remaining = max_events
         for batch_id in self.batch_ids:
-            meta = self.meta_for_batch(batch_id)
-            path = self.batch_path(batch_id)
-            scan = scan_pulses(path)
-            for start in range(0, meta.height, events_per_chunk):
-                if remaining is not None and remaining <= 0:
-                    return
-                take = events_per_chunk if remaining is None else min(events_per_chunk, remaining)
-                chunk_meta = meta.slice(start, take)
-                yield self._read_chunk(path, scan, chunk_meta)
+            for chunk in self.iter_file(batch_id, events_per_chunk, max_events=remaining):
+                yield chunk
                 if remaining is not None:
-                    remaining -= chunk_meta.height
+                    remaining -= chunk.n_events
+            if remaining is not None and remaining <= 0:
+                return
+
+    def iter_file(
+        self,
+        batch_id: int,
+        events_per_chunk: int = 4096,
+        skip: int = 0,
+        max_events: int | None = None,
+    ) -> Iterator[EventBatch]:
+        """One batch file's events from the `skip`-th on, for resuming part-way through a file."""
+        if events_per_chunk < 1:
+            raise ValueError("events_per_chunk must be at least 1")
+        meta = self.meta_for_batch(batch_id).slice(skip)
+        if max_events is not None:
+            meta = meta.head(max(0, max_events))
+        path = self.batch_path(batch_id)
+        scan = scan_pulses(path)
+        for start in range(0, meta.height, events_per_chunk):
+            yield self._read_chunk(path, scan, meta.slice(start, events_per_chunk))
 
     def _read_chunk(self, path: Path, scan: pl.LazyFrame, meta: pl.DataFrame) -> EventBatch:
         first = meta["first_pulse_index"].to_numpy().astype(np.int64)

@@ -39,6 +39,14 @@ class EmitReport:
         return self.failed_events == 0 and self.unacknowledged_frames == 0
 
 
+def pace_until(deadline: float) -> None:
+    """Sleep until time.monotonic() reaches deadline, beating the heartbeat at least every
+    second, so a slow rate does not look like a stopped emitter."""
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+        metrics.EMITTER_HEARTBEAT.set_to_current_time()
+
+
 def completed_events(frame: PulseFrame) -> int:
     """Events a frame finishes: whole events, plus a split event on its last part."""
     return int((frame.part == frame.n_parts - 1).sum())
@@ -61,7 +69,8 @@ class FrameProducer:
             }
         )
 
-    def send(self, frame: PulseFrame) -> None:
+    def send(self, frame: PulseFrame, on_delivered: Callable[[bool], None] | None = None) -> None:
+        """Produce one frame; on_delivered(acknowledged) runs from a later poll or flush."""
         data = encode_frame(frame.stamped(time.time_ns()), self.codec)
         events = completed_events(frame)
 
@@ -76,6 +85,8 @@ class FrameProducer:
             else:
                 self.report.failed_events += events
                 metrics.EMITTER_FAILED.inc(events)
+            if on_delivered is not None:
+                on_delivered(error is None)
 
         while True:
             try:
@@ -112,9 +123,7 @@ def emit(
         )
         for frame in frames:
             if rate_hz:
-                delay = start + sent / rate_hz - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                pace_until(start + sent / rate_hz)
             producer.send(frame)
             sent += completed_events(frame)
             now = time.monotonic()

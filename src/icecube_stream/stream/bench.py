@@ -1,0 +1,313 @@
+"""`icecube-stream bench`: the whole pipeline measured on this machine, beside its limits.
+
+One run starts a private pipeline (own topics, consumer group, collection, model server and
+worker) on the live stack, then measures, on the same events:
+- throughput: events sent as fast as the emitter can, until every prediction is in MongoDB;
+- latency: events offered at a fixed rate (default 2,700 Hz, IceCube's trigger rate), emit time
+  to prediction written, p50/p99;
+- the reference limits: raw Kafka produce + consume of the same frames, in-process inference of
+  the same events, and the naive design (one synchronous HTTP call per event, no batching);
+- where the CPU goes: CPU seconds per component per 1,000 events during the throughput run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+from confluent_kafka import Consumer, TopicPartition
+from pymongo import MongoClient
+
+from icecube_stream.config import Settings
+from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.stack import manager, process
+from icecube_stream.stream import emitter, topics
+from icecube_stream.stream.assembly import Event
+from icecube_stream.stream.frames import encode_frame
+from icecube_stream.stream.model_client import request_frame
+from icecube_stream.stream.schemas import PREDICTIONS, PULSES, AvroCodec, topic_specs
+
+COMPONENTS = ["model-server", "worker"]
+OCTETS = {"content-type": "application/octet-stream"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+Say = Callable[[str], None]
+
+
+@dataclass
+class BenchResult:
+    events: int
+    offered_rate_hz: float
+    throughput_eps: float
+    latency_p50_s: float
+    latency_p99_s: float
+    lost: int
+    duplicated: int
+    kafka_eps: float
+    inference_eps: float
+    naive_http_eps: float
+    cpu_s_per_1000_events: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "offered_rate_hz": self.offered_rate_hz,
+            "throughput_eps": round(self.throughput_eps, 1),
+            "latency_p50_s": round(self.latency_p50_s, 4),
+            "latency_p99_s": round(self.latency_p99_s, 4),
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "reference": {
+                "kafka_produce_consume_eps": round(self.kafka_eps, 1),
+                "inference_in_process_eps": round(self.inference_eps, 1),
+                "naive_http_per_event_eps": round(self.naive_http_eps, 1),
+            },
+            "speedup_over_naive": round(self.throughput_eps / self.naive_http_eps, 1)
+            if self.naive_http_eps
+            else None,
+            "cpu_s_per_1000_events": {
+                k: round(v, 3) for k, v in self.cpu_s_per_1000_events.items()
+            },
+        }
+
+
+def percentiles(latencies_s: np.ndarray[Any, Any]) -> tuple[float, float]:
+    if latencies_s.size == 0:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(latencies_s, [50, 99])
+    return float(p50), float(p99)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its live descendants (BentoML's workers start
+    sessions of their own, so a process group would miss them)."""
+    children: dict[int, list[int]] = {}
+    for entry in process.PROC.iterdir():
+        if entry.name.isdigit():
+            stat = _stat_fields(int(entry.name))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        stat = _stat_fields(current)
+        if stat:
+            total += int(stat[11]) + int(stat[12])
+        todo += children.get(current, [])
+    return total / CLOCK_TICKS
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state, ppid, ...)."""
+    try:
+        return (process.PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+class Bench:
+    def __init__(self, settings: Settings, events: EventBatch, say: Say) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.base = settings
+        self.say = say
+        self.events = events
+        self.settings = settings.model_copy(
+            update={
+                "state_dir": settings.state_dir / "bench" / tag,
+                "topic_prefix": f"bench-{tag}.",
+                "worker_app_id": f"bench-worker-{tag}",
+                "mongo_collection": f"bench_{tag}",
+                "model_server_port": _free_port(),
+                "worker_web_port": _free_port(),
+            }
+        )
+        self.mongo: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+        self.collection = self.mongo[settings.mongo_database][self.settings.mongo_collection]
+
+    def run(self, rate_hz: float) -> BenchResult:
+        n, half = self.events.n_events, self.events.n_events // 2
+        fast, paced = take_events(self.events, 0, half), take_events(self.events, half, n)
+        # Events over the pulse limit go to the dead-letter topic by design, not to MongoDB.
+        self.expected = set(self.events.event_id[self.accepted(self.events)].tolist())
+        topics.apply(self.settings)
+        self.say("starting a private model server and worker")
+        manager.up(self.settings, COMPONENTS, report=lambda _: None)
+        try:
+            self._warm_up()
+            self.say(f"throughput: {fast.n_events} events as fast as possible")
+            throughput, cpu = self._throughput(fast)
+            self.say(f"  {throughput:,.0f} events/s end to end")
+            self.say(f"latency: {paced.n_events} events offered at {rate_hz:,.0f} Hz")
+            p50, p99 = self._latency(paced, rate_hz)
+            self.say(f"  p50 {p50:.3f} s, p99 {p99:.3f} s")
+            lost, duplicated = self._completeness()
+            self.say("reference: raw Kafka, in-process inference, one HTTP call per event")
+            kafka_eps = self._kafka_reference(fast)
+            naive_eps = self._naive_reference(fast)
+        finally:
+            manager.down(self.settings, COMPONENTS, report=lambda _: None)
+            self.collection.drop()
+            self.mongo.close()
+        inference_eps = self._inference_reference(fast)
+        return BenchResult(
+            events=self.events.n_events,
+            offered_rate_hz=rate_hz,
+            throughput_eps=throughput,
+            latency_p50_s=p50,
+            latency_p99_s=p99,
+            lost=lost,
+            duplicated=duplicated,
+            kafka_eps=kafka_eps,
+            inference_eps=inference_eps,
+            naive_http_eps=naive_eps,
+            cpu_s_per_1000_events={k: v / fast.n_events * 1000 for k, v in cpu.items()},
+        )
+
+    def accepted(self, batch: EventBatch) -> np.ndarray[Any, Any]:
+        return batch.pulse_counts <= self.settings.max_event_pulses
+
+    def _warm_up(self) -> None:
+        """A few events through first, so connections and the first model call are not timed."""
+        warm = take_events(self.events, 0, 64)
+        warm = EventBatch(**{**warm.__dict__, "event_id": warm.event_id - 10**12})
+        self.warm_up_events = 0
+        emitter.emit(self.settings, [("bench-warm-up", warm)])
+        self._wait_written(warm.n_events, timeout_s=120)
+        self.warm_up_events = warm.n_events
+
+    def _throughput(self, batch: EventBatch) -> tuple[float, dict[str, float]]:
+        groups = self._process_groups()
+        before = {name: tree_cpu_seconds(pid) for name, pid in groups.items()}
+        own_before = time.process_time()
+        emitter.emit(self.settings, [("bench", batch)])
+        own = time.process_time() - own_before
+        self._wait_written(int(self.accepted(batch).sum()), timeout_s=600)
+        cpu = {name: tree_cpu_seconds(pid) - before[name] for name, pid in groups.items()}
+        cpu["emitter"] = own
+        emitted, written = self._timestamps(batch)
+        return batch.n_events / ((written.max() - emitted.min()) / 1e9), cpu
+
+    def _latency(self, batch: EventBatch, rate_hz: float) -> tuple[float, float]:
+        emitter.emit(self.settings, [("bench", batch)], rate_hz=rate_hz)
+        self._wait_written(len(self.expected), timeout_s=600)
+        emitted, written = self._timestamps(batch)
+        return percentiles((written - emitted) / 1e9)
+
+    def _timestamps(self, batch: EventBatch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        ids = batch.event_id.tolist()
+        documents = list(
+            self.collection.find({"_id": {"$in": ids}}, {"emitted_at_ns": 1, "written_at_ns": 1})
+        )
+        emitted = np.array([d["emitted_at_ns"] for d in documents], np.int64)
+        written = np.array([d["written_at_ns"] for d in documents], np.int64)
+        return emitted, written
+
+    def _wait_written(self, expected: int, timeout_s: float) -> None:
+        """Poll the worker's own counter: counting documents in FerretDB scans the collection,
+        and polling that would cost the database more CPU than the writes being measured."""
+        deadline = time.monotonic() + timeout_s
+        while (done := self._worker_predictions()) < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done} of {expected} predictions after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+    def _worker_predictions(self) -> int:
+        url = f"http://{self.settings.host}:{self.settings.worker_web_port}/metrics"
+        for line in httpx.get(url, timeout=5).text.splitlines():
+            if line.startswith("icecube_worker_predictions_total "):
+                return int(float(line.split()[1])) - self.warm_up_events
+        return 0
+
+    def _completeness(self) -> tuple[int, int]:
+        """Events without a prediction document, and extra prediction records on the topic."""
+        stored = {d["_id"] for d in self.collection.find({}, {"_id": 1})}
+        on_topic = _count_topic(self.settings, self.settings.topic(PREDICTIONS))
+        return len(self.expected - stored), max(0, on_topic - len(stored))
+
+    def _process_groups(self) -> dict[str, int]:
+        groups = {}
+        for name in ["kafka", "mongo", *COMPONENTS]:
+            owner = self.settings if name in COMPONENTS else self.base  # whose pid files
+            record = manager.running(manager.SERVICES[name](owner))
+            if record is not None:
+                groups[name] = record.pid
+        return groups
+
+    def _kafka_reference(self, batch: EventBatch) -> float:
+        """The same frames produced to a scratch topic and consumed back: the broker's limit."""
+        scratch = self.settings.model_copy(
+            update={"topic_prefix": self.settings.topic_prefix + "raw."}
+        )
+        topics.apply(scratch)
+        started = time.perf_counter()
+        report = emitter.emit(scratch, [("bench-raw", batch)])
+        consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": "bench-raw",
+                             "auto.offset.reset": "earliest"})  # fmt: skip
+        consumer.subscribe([scratch.topic(PULSES)])
+        received = 0
+        while received < report.frames:
+            received += sum(1 for m in consumer.consume(100, timeout=1) if m.error() is None)
+        consumer.close()
+        return batch.n_events / (time.perf_counter() - started)
+
+    def _naive_reference(self, batch: EventBatch, limit: int = 1000) -> float:
+        """One blocking HTTP request per event, no batching: the design frames replace."""
+        codec = AvroCodec.for_topic(topic_specs(self.settings.topics_dir)[PULSES])
+        events = _events(take_events(batch, 0, min(limit, batch.n_events)))
+        with httpx.Client(base_url=self.settings.model_server_url, timeout=30) as client:
+            started = time.perf_counter()
+            for event in events:
+                body = encode_frame(request_frame([event]), codec)
+                response = client.post("/predict", content=body, headers=OCTETS)
+                response.raise_for_status()
+            return len(events) / (time.perf_counter() - started)
+
+    def _inference_reference(self, batch: EventBatch) -> float:
+        from icecube_stream.model.tracking import load_model
+
+        model = load_model("champion", self.settings)
+        model.predict(batch.sensor_id[:1000], batch.time[:1000], batch.charge[:1000],
+                      batch.auxiliary[:1000], np.array([0, 1000]))  # fmt: skip
+        started = time.perf_counter()
+        model.predict(batch.sensor_id, batch.time, batch.charge, batch.auxiliary, batch.offsets)
+        return batch.n_events / (time.perf_counter() - started)
+
+
+def _events(batch: EventBatch) -> list[Event]:
+    return [
+        Event(
+            event_id=int(batch.event_id[k]),
+            sensor_id=batch.sensor_id[lo:hi].astype(np.int16),
+            time=batch.time[lo:hi].astype(np.int64),
+            charge=batch.charge[lo:hi].astype(np.float32),
+            auxiliary=batch.auxiliary[lo:hi].astype(np.bool_),
+            emitted_at_ns=0,
+            tokens=(),
+        )
+        for k, (lo, hi) in enumerate(zip(batch.offsets[:-1], batch.offsets[1:], strict=True))
+    ]
+
+
+def _count_topic(settings: Settings, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-count"})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        total = 0
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
