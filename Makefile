@@ -25,16 +25,16 @@ stack-install: setup ## Fetch/build Kafka jars, FerretDB, Prometheus into ~/.cac
 stack-up: setup ## Start Kafka, MongoDB wire, Prometheus, MLflow and wait until healthy
 	$(CLI) stack up
 
-stack-down: setup ## Stop exactly what stack-up started
+stack-down: setup ## Stop the pipeline and the stack (exactly what was started)
+	$(CLI) stack down --only worker,model-server
 	$(CLI) stack down
 
 stack-status: setup ## Each service: endpoint, pid, health
 	$(CLI) stack status
 
-demo: stack-up ## Set up everything, start the stack, run the pipeline on a default data set
-	$(CLI) simulate --events 2000 --out $${ICECUBE_DEMO_DIR:-/tmp/icecube-demo} --seed 1
-	$(CLI) evaluate --data $${ICECUBE_DEMO_DIR:-/tmp/icecube-demo} --model linefit
-	$(CLI) stack status
+demo: stack-up ## Set up everything, run the pipeline on a simulated data set, print a summary
+	$(CLI) demo
+	$(CLI) alerts || true
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(RUN) ruff check src tests bento

@@ -658,3 +658,24 @@ def bench_command(
     for row in rows:
         table.add_row(*row)
     Console().print(table)
+
+
+@app.command("demo")
+def demo_command(
+    events: Annotated[int, typer.Option(help="Simulated events to send.")] = 5000,
+    rate: Annotated[float, typer.Option(help="Offered rate, events per second.")] = 2700.0,
+    workdir: Annotated[Path, typer.Option(help="Where the demo data sets go.")] = Path(
+        "/tmp/icecube-demo"
+    ),
+) -> None:
+    """The pipeline end to end on simulated events (run after `stack up`; `make demo` does).
+
+    Trains the quick model first if there is no champion, starts the model server and the
+    worker, sends the events, waits for every prediction and prints a summary. The pipeline
+    keeps running until `make stack-down`.
+    """
+    from icecube_stream import demo
+
+    settings = get_settings()
+    summary = demo.run(settings, workdir, events, rate, say=console.print)
+    typer.echo("\n".join(summary.lines(settings)))

@@ -80,7 +80,10 @@ class Settings(BaseSettings):
         30.0, description="A split event still missing parts after this is predicted incomplete."
     )
     mongo_collection: str = "predictions"
-    model_batch_events: int = Field(512, ge=1, description="Events per model-server request.")
+    model_batch_events: int = Field(256, ge=1, description="Events per model-server request.")
+    model_concurrency: int = Field(
+        2, ge=1, description="Model-server requests a worker keeps in flight at once."
+    )
     model_timeout_s: float = Field(30.0, description="One model-server request's time limit.")
     model_retry_max_s: float = Field(
         60.0, description="Back-off budget of one call on 429/503/504 before it fails loudly."

@@ -17,7 +17,7 @@ from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Assembler, Event
 from icecube_stream.stream.frames import decode_frame
-from icecube_stream.stream.model_client import ModelClient, ModelRequestRejectedError
+from icecube_stream.stream.model_client import ModelAnswer, ModelClient, ModelRequestRejectedError
 from icecube_stream.stream.schemas import PULSES, AvroCodec, MalformedMessageError, topic_specs
 from icecube_stream.stream.sinks import Incoming, Sinks, prediction_records
 from icecube_stream.stream.validation import rejection
@@ -36,6 +36,7 @@ class Pipeline:
         self.assemblers: dict[int, Assembler] = {}
         self.messages: dict[Hashable, Incoming] = {}
         self.outstanding: dict[Hashable, int] = {}
+        self.model_slots = asyncio.Semaphore(settings.model_concurrency)
 
     async def step(self, incoming: Sequence[Incoming]) -> list[Hashable]:
         """Process a batch of messages; the tokens of messages that may now be acknowledged."""
@@ -93,25 +94,43 @@ class Pipeline:
             else:
                 finished += await self._reject(event, *problem)
         size = self.settings.model_batch_events
-        for start in range(0, len(valid), size):
-            finished += await self._predict_and_write(valid[start : start + size], assembled_at_ns)
+        chunks = [valid[start : start + size] for start in range(0, len(valid), size)]
+        results = await asyncio.gather(*(self._predict(chunk) for chunk in chunks))
+        answered = [pair for pairs, _ in results for pair in pairs]
+        finished += [token for _, rejected in results for token in rejected]
+        if answered:
+            finished += await self._write(answered, assembled_at_ns)
         metrics.WORKER_EVENTS_IN_PROGRESS.set(0)
         return finished
 
-    async def _predict_and_write(self, events: list[Event], assembled_at_ns: int) -> list[Hashable]:
+    async def _predict(
+        self, events: list[Event]
+    ) -> tuple[list[tuple[list[Event], ModelAnswer]], list[Hashable]]:
+        """Model answers for the events, and the finished tokens of events it refused; calls
+        run concurrently up to model_concurrency, so the server can use both cores."""
         try:
-            answer = await self._retry_forever("model", self.model.predict, events)
+            async with self.model_slots:
+                answer = await self._retry_forever("model", self.model.predict, events)
         except ModelRequestRejectedError as error:
             if len(events) == 1:
-                return await self._reject(events[0], "model-rejected", str(error))
+                return [], await self._reject(events[0], "model-rejected", str(error))
             half = len(events) // 2  # find the offending event(s) without losing the rest
-            return [
-                *await self._predict_and_write(events[:half], assembled_at_ns),
-                *await self._predict_and_write(events[half:], assembled_at_ns),
-            ]
-        records = prediction_records(events, answer, assembled_at_ns, time.time_ns())
+            first, second = await self._predict(events[:half]), await self._predict(events[half:])
+            return first[0] + second[0], first[1] + second[1]
+        return [(events, answer)], []
+
+    async def _write(
+        self, answered: list[tuple[list[Event], ModelAnswer]], assembled_at_ns: int
+    ) -> list[Hashable]:
+        predicted_at = time.time_ns()
+        records = [
+            record
+            for events, answer in answered
+            for record in prediction_records(events, answer, assembled_at_ns, predicted_at)
+        ]
         await self._retry_forever("predictions", self.sinks.write_predictions, records)
         written = time.time_ns()
+        events = [event for chunk, _ in answered for event in chunk]
         for event in events:
             metrics.PIPELINE_LATENCY.observe(max(0, written - event.emitted_at_ns) / 1e9)
         metrics.WORKER_EVENTS_OUT.inc(len(events))

@@ -1,0 +1,129 @@
+"""`icecube-stream demo`: the whole pipeline on a simulated data set, then a summary.
+
+Run after `stack up` (`make demo` does both). Trains the quick model first when the registry
+has no champion, starts the model server and the worker, sends the data set, waits until every
+event has its prediction and says what happened and where to look. Everything stays running
+until `icecube-stream stack down --only worker,model-server` (or `make stack-down`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from pymongo import MongoClient
+
+from icecube_stream.config import Settings
+from icecube_stream.events.format import EventBatch, EventDataset, concat_batches
+from icecube_stream.physics.angles import angles_to_vector, angular_distance
+from icecube_stream.stack import manager
+from icecube_stream.stream import emitter, topics
+
+Say = Callable[[str], None]
+TRAINING_EVENTS = 40_000
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    events: int
+    predicted: int
+    throughput_eps: float
+    latency_p50_s: float
+    latency_p99_s: float
+    mean_angular_error: float
+    model: str
+
+    def lines(self, settings: Settings) -> list[str]:
+        return [
+            f"events sent              {self.events:,}",
+            f"predictions in MongoDB   {self.predicted:,}",
+            f"throughput               {self.throughput_eps:,.0f} events/s (emit to written)",
+            f"latency p50 / p99        {self.latency_p50_s:.2f} s / {self.latency_p99_s:.2f} s",
+            f"mean angular error       {self.mean_angular_error:.3f} rad vs simulated truth",
+            f"model                    {self.model}",
+            "",
+            f"MLflow                   {settings.mlflow_tracking_uri}",
+            f"Prometheus               {settings.prometheus_url}",
+            f"MongoDB                  {settings.mongo_url} "
+            f"{settings.mongo_database}.{settings.mongo_collection}",
+            "predictions              icecube-stream predictions tail",
+            "stop                     make stack-down",
+        ]
+
+
+def has_champion(settings: Settings) -> bool:
+    try:
+        MlflowClient(settings.mlflow_tracking_uri).get_model_version_by_alias(
+            settings.model_name, settings.model_alias
+        )
+    except MlflowException:
+        return False
+    return True
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "icecube_stream", *args], check=True)
+
+
+def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say) -> DemoSummary:
+    data = workdir / f"sim-{events}"
+    if not (data / "train_meta.parquet").is_file():
+        say(f"simulating {events:,} events into {data}")
+        cli("simulate", "--events", str(events), "--out", str(data), "--seed", "2026")
+    if not has_champion(settings):
+        training = workdir / "training"
+        say(f"no champion of {settings.model_name}: training the quick model first (minutes)")
+        if not (training / "train_meta.parquet").is_file():
+            cli("simulate", "--events", str(TRAINING_EVENTS), "--out", str(training), "--seed", "7")
+        cli("train", "--data", str(training), "--config", "quick", "--promote")
+    topics.apply(settings)
+    say("starting the model server and the worker")
+    manager.up(settings, ["model-server", "worker"], report=say)
+
+    batch = concat_batches(list(EventDataset(data).iter_batches()))
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+    collection = client[settings.mongo_database][settings.mongo_collection]
+    ids = batch.event_id.tolist()
+    collection.delete_many({"_id": {"$in": ids}})  # so the wait below sees this run's writes
+    say(f"sending {batch.n_events:,} events at {rate_hz:,.0f} Hz")
+    report = emitter.emit(settings, [(data.name, batch)], rate_hz=rate_hz)
+    if not report.ok:
+        raise RuntimeError(f"Kafka did not acknowledge {report.failed_events} events")
+    expected = int((batch.pulse_counts <= settings.max_event_pulses).sum())
+    deadline = time.monotonic() + 600
+    while (done := collection.count_documents({"_id": {"$in": ids}})) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {done} of {expected} predictions after 10 minutes")
+        time.sleep(1)
+    return summarise(batch, list(collection.find({"_id": {"$in": ids}})))
+
+
+def summarise(batch: EventBatch, documents: list[dict[str, Any]]) -> DemoSummary:
+    """Figures of one run from its prediction documents and the data set's truth."""
+    by_id = {d["_id"]: d for d in documents}
+    index = [k for k, event_id in enumerate(batch.event_id.tolist()) if event_id in by_id]
+    chosen = [by_id[int(batch.event_id[k])] for k in index]
+    emitted = np.array([d["emitted_at_ns"] for d in chosen], np.int64)
+    written = np.array([d["written_at_ns"] for d in chosen], np.int64)
+    predicted = np.array([[d["x"], d["y"], d["z"]] for d in chosen])
+    assert batch.azimuth is not None and batch.zenith is not None
+    truth = angles_to_vector(batch.azimuth[index], batch.zenith[index])
+    p50, p99 = np.percentile((written - emitted) / 1e9, [50, 99])
+    versions = sorted({f"{d['model_name']} v{d['model_version']}" for d in chosen})
+    return DemoSummary(
+        events=batch.n_events,
+        predicted=len(chosen),
+        throughput_eps=len(chosen) / max(1e-9, (written.max() - emitted.min()) / 1e9),
+        latency_p50_s=float(p50),
+        latency_p99_s=float(p99),
+        mean_angular_error=float(np.mean(angular_distance(predicted, truth))),
+        model=", ".join(versions),
+    )
