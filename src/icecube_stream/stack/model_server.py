@@ -39,16 +39,12 @@ class ModelServer(Service):
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:
-        values = self.settings.model_dump(mode="json")
-        env = {
-            f"ICECUBE_{key.upper()}": str(value)
-            for key, value in values.items()
-            if value is not None
-        }
         # BentoML keeps its home (bentos, models, Prometheus multiprocess files) per stack.
-        env["BENTOML_HOME"] = str(self.state_dir / "bentoml")
-        env["BENTOML_DO_NOT_TRACK"] = "true"
-        return env
+        return {
+            **super().env(),
+            "BENTOML_HOME": str(self.state_dir / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+        }
 
     def healthy(self) -> bool:
         try:

@@ -8,7 +8,6 @@ not ready before any champion exists, then served, then overloaded, then reloade
 import asyncio
 import os
 import pickle
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,26 +43,13 @@ from icecube_stream.stream.model_client import (
     request_frame,
 )
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
 FEATURES = FeatureConfig(max_pulses=24)
 TINY = NetworkConfig(d_model=16, n_context=1, ff_dim=32)
 OCTETS = {"content-type": "application/octet-stream"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _retries_429() -> float:
@@ -136,7 +122,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         update={
             "model_name": f"it-serving-{tag}",
             "mlflow_experiment": f"it-serving-{tag}",
-            "model_server_port": _free_port(),
+            "model_server_port": free_port(),
             "state_dir": root / "state",
             "model_server_max_concurrency": 2,
             "model_reload_poll_s": 0.0,
@@ -157,7 +143,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_not_ready_before_a_champion_exists(server: Server) -> None:
-    _wait(lambda: _status(f"{server.url}/livez") == 200, 90, "the server to listen")
+    wait_for(lambda: _status(f"{server.url}/livez") == 200, 90, "the server to listen")
     assert _status(f"{server.url}/readyz") == 503
     response = httpx.post(f"{server.url}/predict", content=server.body(), headers=OCTETS)
     assert response.status_code == 503
@@ -184,7 +170,7 @@ def test_client_gives_up_after_its_budget_while_not_ready(server: Server) -> Non
 def champion(server: Server) -> tuple[str, DirectionModel]:
     version, model = server.register(seed=1, promote=True)
     httpx.post(f"{server.url}/reload", timeout=60)  # no need to wait for the 5 s retry
-    _wait(lambda: _status(f"{server.url}/readyz") == 200, 60, "readiness after registering")
+    wait_for(lambda: _status(f"{server.url}/readyz") == 200, 60, "readiness after registering")
     return version, model
 
 
