@@ -56,41 +56,46 @@ pulses = app.topic(
 
 
 class _Worker:
-    """The pipeline of this process and the lock that keeps the agent and the timer apart."""
+    """The one pipeline of this process, shared by the agent's actors and the timer."""
 
     pipeline: Pipeline | None = None
-    lock = asyncio.Lock()
+    actors = 0
     ack: Any = None
     lag: LagReader | None = None
     lag_checked = 0.0
     lag_task: asyncio.Future[None] | None = None
 
     async def run(self, incoming: list[Incoming]) -> None:
-        async with self.lock:
-            assert self.pipeline is not None
-            for token in await self.pipeline.step(incoming):
-                await self.ack(token)
+        """One step. Steps of different actors overlap (one waits on the model while another
+        writes); the pipeline's bookkeeping changes only between awaits, so it stays whole."""
+        assert self.pipeline is not None
+        for token in await self.pipeline.step(incoming):
+            await self.ack(token)
 
 
 worker = _Worker()
 
 
-@app.agent(pulses)
+@app.agent(pulses, concurrency=settings.worker_concurrency)
 async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
-    require_topics(settings, PREDICTIONS, DLQ)
-    sinks = Sinks(settings)
-    await sinks.start()
-    model = ModelClient(settings)
-    worker.pipeline = Pipeline(settings, model, sinks)
-    worker.ack = stream.ack
+    if worker.pipeline is None:
+        require_topics(settings, PREDICTIONS, DLQ)
+        sinks = Sinks(settings)
+        worker.pipeline = Pipeline(settings, ModelClient(settings), sinks)
+        await sinks.start()
+        worker.ack = stream.ack  # any of the agent's streams acknowledges any of its events
+    worker.actors += 1
+    pipeline = worker.pipeline
     try:
         batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
         async for events in batches:
             await worker.run([_incoming(event) for event in events])
     finally:
-        worker.pipeline = None
-        await model.close()
-        await sinks.stop()
+        worker.actors -= 1
+        if worker.actors == 0:
+            worker.pipeline = None
+            await pipeline.model.close()
+            await pipeline.sinks.stop()
 
 
 def _incoming(event: Any) -> Incoming:
@@ -114,9 +119,9 @@ async def tick() -> None:
 
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
 async def heartbeat() -> None:
-    """Proof that the event loop runs. A timer of its own: `tick` waits for the pipeline's lock,
-    which a step retrying a dependency that is down holds for as long as the outage lasts, and
-    that outage has alerts of its own (ModelServerNotReady, latency, lag)."""
+    """Proof that the event loop runs. A timer of its own: `tick` waits for its step, which
+    retries a dependency that is down for as long as the outage lasts, and that outage has
+    alerts of its own (ModelServerNotReady, latency, lag)."""
     metrics.WORKER_HEARTBEAT.set_to_current_time()
     loop = asyncio.get_running_loop()
     # Not awaited: a slow or unreachable broker must delay the lag figures, not the heartbeat.
@@ -142,10 +147,9 @@ async def _update_lag() -> None:
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
-    async with worker.lock:
-        if worker.pipeline is not None:
-            topic = settings.topic(PULSES)
-            worker.pipeline.revoke(tp.partition for tp in revoked if tp.topic == topic)
+    if worker.pipeline is not None:
+        topic = settings.topic(PULSES)
+        worker.pipeline.revoke(tp.partition for tp in revoked if tp.topic == topic)
 
 
 @app.page("/metrics")

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     worker_app_id: str = Field("icecube-worker", description="Faust app id = consumer group.")
     worker_take_messages: int = Field(32, ge=1, description="Frames handled per worker step.")
     worker_take_within_s: float = Field(0.05, description="Longest wait to fill a worker step.")
+    worker_concurrency: int = Field(
+        2, ge=1, description="Steps a worker runs at once, so model calls and writes overlap."
+    )
     assembly_timeout_s: float = Field(
         30.0, description="A split event still missing parts after this is predicted incomplete."
     )

@@ -67,7 +67,8 @@ class Pipeline:
         return finished
 
     def revoke(self, partitions: Iterable[int]) -> None:
-        """Forget partitions this worker lost: their unacknowledged messages go to the new owner."""
+        """Forget partitions this worker lost: their unacknowledged messages go to the new owner
+        (steps still in flight may finish their events; those are then simply not acked)."""
         lost = set(partitions)
         for partition in lost:
             self.assemblers.pop(partition, None)
@@ -139,7 +140,9 @@ class Pipeline:
 
     async def _reject(self, event: Event, reason: str, detail: str) -> list[Hashable]:
         for token in event.tokens:
-            message = self.messages[token]
+            message = self.messages.get(token)
+            if message is None:
+                continue  # its partition was revoked: the new owner handles it again
             await self._retry_forever("dlq", self.sinks.dead_letter, message, reason, detail,
                                       [event.event_id])  # fmt: skip
         return self._finish_entries(event.tokens)
@@ -148,6 +151,8 @@ class Pipeline:
         """Count down each message's unfinished entries; those reaching zero are done."""
         done = []
         for token in tokens:
+            if token not in self.outstanding:
+                continue  # revoked while in flight: not ours to acknowledge any more
             self.outstanding[token] -= 1
             if self.outstanding[token] == 0:
                 del self.outstanding[token]
