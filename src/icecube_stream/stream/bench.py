@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
@@ -154,6 +155,7 @@ class Bench:
             manager.down(self.settings, COMPONENTS, report=lambda _: None)
             self.collection.drop()
             self.mongo.close()
+            _delete_topics(self.settings)
         inference_eps = self._inference_reference(fast)
         return BenchResult(
             events=self.events.n_events,
@@ -292,6 +294,15 @@ def _events(batch: EventBatch) -> list[Event]:
         )
         for k, (lo, hi) in enumerate(zip(batch.offsets[:-1], batch.offsets[1:], strict=True))
     ]
+
+
+def _delete_topics(settings: Settings) -> None:
+    """The bench's private topics (its prefix, scratch ones included) are of no further use."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names).values():
+            future.result(timeout=30)
 
 
 def _count_topic(settings: Settings, topic: str) -> int:
