@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     worker_take_messages: int = Field(32, ge=1, description="Frames handled per worker step.")
     worker_take_within_s: float = Field(0.05, description="Longest wait to fill a worker step.")
     worker_concurrency: int = Field(
-        2, ge=1, description="Steps a worker runs at once, so model calls and writes overlap."
+        3, ge=1, description="Steps a worker runs at once, so model calls and writes overlap."
     )
     assembly_timeout_s: float = Field(
         30.0, description="A split event still missing parts after this is predicted incomplete."
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     mongo_collection: str = "predictions"
     model_batch_events: int = Field(256, ge=1, description="Events per model-server request.")
     model_concurrency: int = Field(
-        2, ge=1, description="Model-server requests a worker keeps in flight at once."
+        3, ge=1, description="Model-server requests a worker keeps in flight at once."
     )
     model_timeout_s: float = Field(30.0, description="One model-server request's time limit.")
     model_retry_max_s: float = Field(
