@@ -126,6 +126,12 @@ def simulate(
     events: Annotated[int, typer.Option("--events", min=1, help="Triggered events to write.")],
     out: Annotated[str, typer.Option("--out", help="Output directory (Kaggle layout).")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")] = 0,
+    first_event_id: Annotated[
+        int,
+        typer.Option(
+            help="Event ids count up from here; keep data sets sent to one pipeline apart."
+        ),
+    ] = 1,
     geometry: Annotated[
         str | None, typer.Option("--geometry", help="A sensor_geometry.csv to use instead.")
     ] = None,
@@ -149,7 +155,7 @@ def simulate(
     except EventDataError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
-    simulator = Simulator(detector, seed=seed)
+    simulator = Simulator(detector, seed=seed, first_event_id=first_event_id)
     started = time.perf_counter()
     with (
         Progress(console=err, transient=False) as progress,

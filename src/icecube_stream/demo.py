@@ -74,10 +74,12 @@ def cli(*args: str) -> None:
 
 
 def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say) -> DemoSummary:
-    data = workdir / f"sim-{events}"
-    if not (data / "train_meta.parquet").is_file():
-        say(f"simulating {events:,} events into {data}")
-        cli("simulate", "--events", str(events), "--out", str(data), "--seed", "2026")
+    # Fresh event ids every run: the pipeline keeps one prediction per event id, first wins.
+    first_id = time.time_ns() // 1_000_000 * 1_000
+    data = workdir / f"run-{first_id}"
+    say(f"simulating {events:,} events into {data}")
+    cli("simulate", "--events", str(events), "--out", str(data), "--seed", "2026",
+        "--first-event-id", str(first_id))  # fmt: skip
     if not has_champion(settings):
         training = workdir / "training"
         say(f"no champion of {settings.model_name}: training the quick model first (minutes)")
@@ -92,7 +94,6 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
     collection = client[settings.mongo_database][settings.mongo_collection]
     ids = batch.event_id.tolist()
-    collection.delete_many({"_id": {"$in": ids}})  # so the wait below sees this run's writes
     say(f"sending {batch.n_events:,} events at {rate_hz:,.0f} Hz")
     report = emitter.emit(settings, [(data.name, batch)], rate_hz=rate_hz)
     if not report.ok:

@@ -599,11 +599,16 @@ class Simulator:
     """Deterministic stream of triggered events for one seed, produced chunk by chunk."""
 
     def __init__(
-        self, geometry: Geometry, config: SimulationConfig | None = None, seed: int = 0
+        self,
+        geometry: Geometry,
+        config: SimulationConfig | None = None,
+        seed: int = 0,
+        first_event_id: int = 1,
     ) -> None:
         self.geometry = geometry
         self.config = config or SimulationConfig()
         self.seed = seed
+        self.first_event_id = first_event_id
         self.ice = IceModel.build(geometry, self.config)
 
     def iter_batches(self, n_events: int) -> Iterator[EventBatch]:
@@ -619,7 +624,7 @@ class Simulator:
                 self.ice,
                 self.config,
                 n_candidates=size,
-                first_event_id=1 + chunk * size,
+                first_event_id=self.first_event_id + chunk * size,
             )
             chunk += 1
             if batch.n_events > n_events - produced:
