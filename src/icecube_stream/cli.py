@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -43,6 +43,18 @@ Only = Annotated[
 
 def _only(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()] if value else None
+
+
+def _print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], no_wrap: bool = False
+) -> None:
+    """A table of figures on stdout; `--json` variants print JSON instead."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=no_wrap)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
 
 
 def _stack_call(call: Callable[[], T]) -> T:
@@ -101,14 +113,14 @@ def stack_status(
 
 
 def _print_status(statuses: Sequence[ServiceStatus]) -> None:
-    table = Table(title=f"local stack ({get_settings().state_dir})")
-    for column in ("service", "endpoint", "pid", "health"):
-        table.add_column(column, no_wrap=True)
     colours = {"healthy": "green", "unhealthy": "red", "foreign": "yellow", "stopped": "dim"}
-    for s in statuses:
-        health = f"[{colours[s.health]}]{s.health}[/]"
-        table.add_row(s.name, s.endpoint, str(s.pid or "-"), health)
-    Console().print(table)
+    _print_table(
+        f"local stack ({get_settings().state_dir})",
+        ("service", "endpoint", "pid", "health"),
+        [(s.name, s.endpoint, str(s.pid or "-"), f"[{colours[s.health]}]{s.health}[/]")
+         for s in statuses],
+        no_wrap=True,
+    )  # fmt: skip
     console.print(f"logs: {get_settings().state_dir / 'logs'}")
 
 
@@ -216,18 +228,15 @@ def evaluate_command(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    table = Table(title=f"{model} on {data}")
-    for column in ("events", "n", "mean angular error (rad)", "median (rad)"):
-        table.add_column(column)
-    rows = [("all", summary), *summary["per_type"].items()]
-    for name, figures in rows:
-        table.add_row(
-            name,
-            str(figures["n_events"]),
-            f"{figures['mean_angular_error']:.3f}",
-            f"{figures['median_angular_error']:.3f}",
-        )
-    Console().print(table)
+    _print_table(
+        f"{model} on {data}",
+        ("events", "n", "mean angular error (rad)", "median (rad)"),
+        [
+            (name, str(figures["n_events"]), f"{figures['mean_angular_error']:.3f}",
+             f"{figures['median_angular_error']:.3f}")
+            for name, figures in [("all", summary), *summary["per_type"].items()]
+        ],
+    )  # fmt: skip
     if "calibration" in summary:
         cal = summary["calibration"]
         Console().print(
@@ -271,12 +280,11 @@ def stats_command(
     if as_json:
         typer.echo(json.dumps(stats))
         return
-    table = Table(title=f"event statistics: {data}")
-    for column in ("statistic", "this data set", "real events (reference)"):
-        table.add_column(column)
-    for row in stats_rows(stats):
-        table.add_row(*row)
-    Console().print(table)
+    _print_table(
+        f"event statistics: {data}",
+        ("statistic", "this data set", "real events (reference)"),
+        stats_rows(stats),
+    )
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
 
@@ -487,9 +495,6 @@ def train_command(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    table = Table(title=f"{settings.model_name} v{outcome.model_version} ({chosen.name})")
-    table.add_column("figure")
-    table.add_column("value")
     cal = outcome.calibration
     rows = [
         ("validation mean error (rad)", f"{outcome.val_mean_angular_error:.4f}"),
@@ -505,9 +510,8 @@ def train_command(
         ("promoted", f"{outcome.promoted}: {outcome.reason}"),
         ("MLflow run", outcome.run_id),
     ]
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    title = f"{settings.model_name} v{outcome.model_version} ({chosen.name})"
+    _print_table(title, ("figure", "value"), rows)
 
 
 @model_app.command("bench")
@@ -557,17 +561,15 @@ def model_bench(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table(title=f"inference on CPU, {result['threads']} threads ({model})")
-    for column in ("batch size", "events", "end to end (events/s)", "network only (events/s)"):
-        table.add_column(column)
-    for size, figures in result["batch_sizes"].items():
-        table.add_row(
-            size,
-            str(figures["events"]),
-            f"{figures['end_to_end_eps']:,.0f}",
-            f"{figures['network_eps']:,.0f}",
-        )
-    Console().print(table)
+    _print_table(
+        f"inference on CPU, {result['threads']} threads ({model})",
+        ("batch size", "events", "end to end (events/s)", "network only (events/s)"),
+        [
+            (size, str(figures["events"]), f"{figures['end_to_end_eps']:,.0f}",
+             f"{figures['network_eps']:,.0f}")
+            for size, figures in result["batch_sizes"].items()
+        ],
+    )  # fmt: skip
 
 
 predictions_app = typer.Typer(help="Predictions on the `icecube.predictions` topic.")
@@ -648,9 +650,6 @@ def bench_command(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    table = Table(title=f"bench: {result['events']:,} events on this machine")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
     rows = [
         ("end-to-end throughput (events/s)", f"{result['throughput_eps']:,.0f}"),
         (f"latency p50 at {rate:,.0f} Hz (s)", f"{result['latency_p50_s']:.3f}"),
@@ -661,9 +660,7 @@ def bench_command(
         *[(f"CPU s per 1,000 events: {k}", f"{v:.3f}")
           for k, v in result["cpu_s_per_1000_events"].items()],
     ]  # fmt: skip
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    _print_table(f"bench: {result['events']:,} events on this machine", ("measure", "value"), rows)
 
 
 @app.command("demo")
