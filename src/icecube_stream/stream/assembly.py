@@ -9,6 +9,7 @@ once all its events are done.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from icecube_stream.events.format import EventBatch
 from icecube_stream.stream.frames import PulseFrame
 
 
@@ -40,6 +42,22 @@ class _Pending:
     n_parts: int
     first_seen_ns: int
     parts: dict[int, Event] = field(default_factory=dict)
+
+
+def whole_events(batch: EventBatch) -> list[Event]:
+    """A batch's events as the worker holds them after assembly (wire dtypes, no messages)."""
+    return [
+        Event(
+            event_id=int(batch.event_id[k]),
+            sensor_id=batch.sensor_id[lo:hi].astype(np.int16),
+            time=batch.time[lo:hi].astype(np.int64),
+            charge=batch.charge[lo:hi].astype(np.float32),
+            auxiliary=batch.auxiliary[lo:hi].astype(np.bool_),
+            emitted_at_ns=0,
+            tokens=(),
+        )
+        for k, (lo, hi) in enumerate(itertools.pairwise(batch.offsets.tolist()))
+    ]
 
 
 class Assembler:

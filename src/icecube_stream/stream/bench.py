@@ -30,7 +30,7 @@ from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch, take_events
 from icecube_stream.stack import manager, process
 from icecube_stream.stream import emitter, topics
-from icecube_stream.stream.assembly import Event
+from icecube_stream.stream.assembly import whole_events
 from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.model_client import request_frame
 from icecube_stream.stream.schemas import PREDICTIONS, PULSES, AvroCodec, topic_specs
@@ -261,7 +261,7 @@ class Bench:
     def _naive_reference(self, batch: EventBatch, limit: int = 1000) -> float:
         """One blocking HTTP request per event, no batching: the design frames replace."""
         codec = AvroCodec.for_topic(topic_specs(self.settings.topics_dir)[PULSES])
-        events = _events(take_events(batch, 0, min(limit, batch.n_events)))
+        events = whole_events(take_events(batch, 0, min(limit, batch.n_events)))
         with httpx.Client(base_url=self.settings.model_server_url, timeout=30) as client:
             started = time.perf_counter()
             for event in events:
@@ -279,21 +279,6 @@ class Bench:
         started = time.perf_counter()
         model.predict(batch.sensor_id, batch.time, batch.charge, batch.auxiliary, batch.offsets)
         return batch.n_events / (time.perf_counter() - started)
-
-
-def _events(batch: EventBatch) -> list[Event]:
-    return [
-        Event(
-            event_id=int(batch.event_id[k]),
-            sensor_id=batch.sensor_id[lo:hi].astype(np.int16),
-            time=batch.time[lo:hi].astype(np.int64),
-            charge=batch.charge[lo:hi].astype(np.float32),
-            auxiliary=batch.auxiliary[lo:hi].astype(np.bool_),
-            emitted_at_ns=0,
-            tokens=(),
-        )
-        for k, (lo, hi) in enumerate(zip(batch.offsets[:-1], batch.offsets[1:], strict=True))
-    ]
 
 
 def _delete_topics(settings: Settings) -> None:

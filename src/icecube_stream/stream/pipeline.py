@@ -85,7 +85,7 @@ class Pipeline:
     async def _process(self, events: list[Event], assembled_at_ns: int) -> list[Hashable]:
         metrics.WORKER_EVENTS_IN.inc(len(events))
         metrics.WORKER_BATCH_EVENTS.observe(len(events))
-        metrics.WORKER_EVENTS_IN_PROGRESS.set(len(events))
+        metrics.WORKER_EVENTS_IN_PROGRESS.inc(len(events))
         valid: list[Event] = []
         finished: list[Hashable] = []
         for event in events:
@@ -101,7 +101,7 @@ class Pipeline:
         finished += [token for _, rejected in results for token in rejected]
         if answered:
             finished += await self._write(answered, assembled_at_ns)
-        metrics.WORKER_EVENTS_IN_PROGRESS.set(0)
+        metrics.WORKER_EVENTS_IN_PROGRESS.dec(len(events))
         return finished
 
     async def _predict(

@@ -22,7 +22,7 @@ import torch
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.events.format import DatasetWriter
+from icecube_stream.events.format import DatasetWriter, take_events
 from icecube_stream.events.geometry import generate_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.model.configs import get_config
@@ -34,7 +34,7 @@ from icecube_stream.model.tracking import log_and_register
 from icecube_stream.model.train import fit
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.model_server import ModelServer
-from icecube_stream.stream.assembly import Event
+from icecube_stream.stream.assembly import Event, whole_events
 from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.model_client import (
     ModelAnswer,
@@ -105,18 +105,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             writer.append(batch)
     data = labelled(load_events(root / "data"), FEATURES)
     batch = data.batch
-    events = [
-        Event(
-            event_id=int(batch.event_id[i]),
-            sensor_id=batch.sensor_id[batch.offsets[i] : batch.offsets[i + 1]].astype(np.int16),
-            time=batch.time[batch.offsets[i] : batch.offsets[i + 1]].astype(np.int64),
-            charge=batch.charge[batch.offsets[i] : batch.offsets[i + 1]].astype(np.float32),
-            auxiliary=batch.auxiliary[batch.offsets[i] : batch.offsets[i + 1]].astype(np.bool_),
-            emitted_at_ns=0,
-            tokens=(),
-        )
-        for i in range(64)
-    ]
+    events = whole_events(take_events(batch, 0, 64))
     tag = uuid.uuid4().hex[:8]
     settings = stack.model_copy(
         update={

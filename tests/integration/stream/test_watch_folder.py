@@ -17,7 +17,7 @@ from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import topics
 from icecube_stream.stream.frames import decode_frame
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
-from icecube_stream.stream.watcher import PROGRESS_COLLECTION, FileProgress, watch
+from icecube_stream.stream.watcher import FileProgress, watch
 from support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -74,4 +74,3 @@ def test_watch_sends_each_file_once_resumes_and_archives(stack: Settings, tmp_pa
     assert sorted(d["acked_events"] for d in documents.values()) == [150, 150]
     progress.close()
     MongoClient(settings.mongo_url).drop_database(settings.mongo_database)
-    assert PROGRESS_COLLECTION == "emitter_files"
