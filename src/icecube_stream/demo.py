@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch, EventDataset, concat_batches
+from icecube_stream.model.tracking import load_model
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.stack import manager
 from icecube_stream.stream import emitter, topics
@@ -59,12 +58,11 @@ class DemoSummary:
         ]
 
 
-def has_champion(settings: Settings) -> bool:
+def has_servable_champion(settings: Settings) -> bool:
+    """A champion exists and this code can load it (one saved by an older feature set cannot)."""
     try:
-        MlflowClient(settings.mlflow_tracking_uri).get_model_version_by_alias(
-            settings.model_name, settings.model_alias
-        )
-    except MlflowException:
+        load_model(settings.model_alias, settings)
+    except ValueError:  # ModelLoadError included
         return False
     return True
 
@@ -80,9 +78,9 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     say(f"simulating {events:,} events into {data}")
     cli("simulate", "--events", str(events), "--out", str(data), "--seed", "2026",
         "--first-event-id", str(first_id))  # fmt: skip
-    if not has_champion(settings):
+    if not has_servable_champion(settings):
         training = workdir / "training"
-        say(f"no champion of {settings.model_name}: training the quick model first (minutes)")
+        say(f"no servable champion of {settings.model_name}: training the quick model (minutes)")
         if not (training / "train_meta.parquet").is_file():
             cli("simulate", "--events", str(TRAINING_EVENTS), "--out", str(training), "--seed", "7")
         cli("train", "--data", str(training), "--config", "quick", "--promote")

@@ -24,9 +24,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.events.geometry import Geometry
-from icecube_stream.physics.linefit import robust_linefit, robust_weights
+from icecube_stream.physics.angles import angles_to_vector
+from icecube_stream.physics.linefit import LineFitResult, robust_linefit, robust_weights
+from icecube_stream.physics.segments import segment_sum
+from icecube_stream.physics.vertex import VertexResult, early_vertex
 
 F32 = np.float32
+#: Mean arrival delay of scattered light per metre travelled (n_group / c plus the scattering
+#: delay of the simulated ice): ~12 ns/m, against 4.5 ns/m for unscattered light.
+SCATTERED_NS_PER_M = 12.0
 
 PULSE_FEATURES = (
     "x",
@@ -39,6 +45,13 @@ PULSE_FEATURES = (
     "log_charge",
     "auxiliary",
     "high_qe",
+    "vx",
+    "vy",
+    "vz",
+    "vertex_distance",
+    "vertex_dt",
+    "track_along",
+    "track_perp",
 )
 EVENT_FEATURES = (
     "linefit_x",
@@ -55,6 +68,13 @@ EVENT_FEATURES = (
     "centre_z",
     "time_spread",
     "kept_fraction",
+    "vertex_x",
+    "vertex_y",
+    "vertex_z",
+    "dipole_x",
+    "dipole_y",
+    "dipole_z",
+    "dipole_strength",
 )
 
 
@@ -115,11 +135,6 @@ class PaddedBatch:
     @property
     def padding_fraction(self) -> float:
         return float(1.0 - self.mask.mean()) if self.mask.size else 0.0
-
-
-def _segment_sum(values: NDArray[np.float64], offsets: NDArray[np.int64]) -> NDArray[np.float64]:
-    # Every segment is non-empty here (checked before), so reduceat is exact.
-    return np.asarray(np.add.reduceat(values, offsets[:-1], axis=0), dtype=np.float64)
 
 
 def validate_pulses(
@@ -218,56 +233,117 @@ def build_features(
     pos_all = geometry.positions[sensor_id.astype(np.int64)]
     if not np.isfinite(pos_all).all():
         raise FeatureError("the geometry has NaN/inf positions for sensors in this batch")
-    lengths = np.diff(offsets)
-    n_events = lengths.size
-
-    # Per-event summaries over ALL pulses: clean-pulse (robust) weights, charge-weighted.
-    clean_w = robust_weights(auxiliary, offsets)
-    w = clean_w * np.maximum(q_all, 0.0)
-    w_sum = _segment_sum(w, offsets)
-    # An event of only zero-charge pulses falls back to uniform weights.
-    w = np.where(np.repeat(w_sum > 0, lengths), w, 1.0)
-    w_sum = _segment_sum(w, offsets)
-    centre = _segment_sum(w[:, None] * pos_all, offsets) / w_sum[:, None]
-    t_ref = _segment_sum(w * t_all, offsets) / w_sum
-    event_of = np.repeat(np.arange(n_events), lengths)
-    dt_all = t_all - t_ref[event_of]
-    t_spread = np.sqrt(_segment_sum(w * dt_all * dt_all, offsets) / w_sum)
-    fit = robust_linefit(pos_all, t_all, offsets, auxiliary)
-    lf_dir = np.stack(
-        [
-            np.cos(fit.azimuth) * np.sin(fit.zenith),
-            np.sin(fit.azimuth) * np.sin(fit.zenith),
-            np.cos(fit.zenith),
-        ],
-        axis=1,
-    )
-    n_clean = _segment_sum((~auxiliary).astype(np.float64), offsets)
-    total_q = _segment_sum(q_all, offsets)
-
+    summary = _summarise(pos_all, t_all, q_all, auxiliary, offsets)
     rows, new_offsets = select_pulses(t_all, q_all, auxiliary, offsets, cfg.max_pulses)
-    kept_event = event_of[rows]
+    high_qe = geometry.high_qe[sensor_id[rows].astype(np.int64)]
+    values = _pulse_values(rows, summary, pos_all, t_all, q_all, auxiliary, high_qe, cfg)
+    kept_fraction = np.diff(new_offsets) / np.diff(offsets)
+    return PulseFeatures(
+        values=values, offsets=new_offsets, events=_event_values(summary, kept_fraction, cfg)
+    )
+
+
+@dataclass(frozen=True)
+class _EventSummary:
+    """Per-event quantities over all pulses (before selection), and what pulses need of them."""
+
+    event_of: NDArray[np.int64]  # event index of every pulse
+    lengths: NDArray[np.int64]
+    centre: NDArray[np.float64]  # charge-weighted clean-pulse centre
+    dt: NDArray[np.float64]  # every pulse's time minus the charge-weighted clean-pulse time
+    time_spread: NDArray[np.float64]
+    linefit: LineFitResult
+    track: NDArray[np.float64]  # LineFit source direction, zero where the fit is degenerate
+    early: VertexResult
+    n_clean: NDArray[np.float64]
+    total_charge: NDArray[np.float64]
+
+
+def _summarise(
+    pos: NDArray[np.float64],
+    t: NDArray[np.float64],
+    q: NDArray[np.float64],
+    auxiliary: NDArray[np.bool_],
+    offsets: NDArray[np.int64],
+) -> _EventSummary:
+    lengths = np.diff(offsets)
+    clean_w = robust_weights(auxiliary, offsets)
+    w = clean_w * np.maximum(q, 0.0)
+    # An event of only zero-charge pulses falls back to uniform weights.
+    w = np.where(np.repeat(segment_sum(w, offsets) > 0, lengths), w, 1.0)
+    w_sum = segment_sum(w, offsets)
+    centre = segment_sum(w[:, None] * pos, offsets) / w_sum[:, None]
+    event_of = np.repeat(np.arange(lengths.size), lengths)
+    dt = t - (segment_sum(w * t, offsets) / w_sum)[event_of]
+    fit = robust_linefit(pos, t, offsets, auxiliary)
+    return _EventSummary(
+        event_of=event_of,
+        lengths=lengths,
+        centre=centre,
+        dt=dt,
+        time_spread=np.sqrt(segment_sum(w * dt * dt, offsets) / w_sum),
+        linefit=fit,
+        track=np.where(fit.valid[:, None], angles_to_vector(fit.azimuth, fit.zenith), 0.0),
+        early=early_vertex(pos, t, q, offsets, clean_w),
+        n_clean=segment_sum((~auxiliary).astype(np.float64), offsets),
+        total_charge=segment_sum(q, offsets),
+    )
+
+
+def _pulse_values(
+    rows: NDArray[np.int64],
+    s: _EventSummary,
+    pos_all: NDArray[np.float64],
+    t_all: NDArray[np.float64],
+    q_all: NDArray[np.float64],
+    auxiliary: NDArray[np.bool_],
+    high_qe: NDArray[np.bool_],
+    cfg: FeatureConfig,
+) -> NDArray[np.float32]:
+    event = s.event_of[rows]
     pos = pos_all[rows]
     values = np.empty((rows.size, len(PULSE_FEATURES)), dtype=F32)
     values[:, 0:3] = pos / cfg.position_scale_m
-    values[:, 3:6] = (pos - centre[kept_event]) / cfg.relative_scale_m
-    values[:, 6] = dt_all[rows] / cfg.time_scale_ns
+    from_centre = pos - s.centre[event]
+    values[:, 3:6] = from_centre / cfg.relative_scale_m
+    values[:, 6] = s.dt[rows] / cfg.time_scale_ns
     values[:, 7] = np.log1p(np.maximum(q_all[rows], 0.0))
     values[:, 8] = auxiliary[rows]
-    values[:, 9] = geometry.high_qe[sensor_id[rows].astype(np.int64)]
+    values[:, 9] = high_qe
+    from_vertex = pos - s.early.vertex[event]
+    vertex_distance = np.linalg.norm(from_vertex, axis=1)
+    values[:, 10:13] = from_vertex / cfg.relative_scale_m
+    values[:, 13] = vertex_distance / cfg.relative_scale_m
+    # Time after the first light, less what scattered light needs to cover the distance.
+    delay = t_all[rows] - s.early.first_time[event] - SCATTERED_NS_PER_M * vertex_distance
+    values[:, 14] = delay / cfg.time_scale_ns
+    # Where each pulse sits along and across the LineFit track through the centre.
+    track = s.track[event]
+    along = np.einsum("ij,ij->i", from_centre, track)
+    values[:, 15] = along / cfg.relative_scale_m
+    values[:, 16] = np.linalg.norm(from_centre - along[:, None] * track, axis=1)
+    values[:, 16] /= cfg.relative_scale_m
+    return values
 
-    events = np.empty((n_events, len(EVENT_FEATURES)), dtype=F32)
-    events[:, 0:3] = np.where(fit.valid[:, None], lf_dir, 0.0)
-    events[:, 3] = np.log10(np.clip(fit.speed, 1e-3, 10.0))
-    events[:, 4] = fit.valid
-    events[:, 5] = np.log(lengths) / 5.0
-    events[:, 6] = np.log1p(n_clean) / 5.0
-    events[:, 7] = np.log1p(total_q) / 5.0
-    events[:, 8] = 1.0 - n_clean / lengths
-    events[:, 9:12] = centre / cfg.position_scale_m
-    events[:, 12] = t_spread / cfg.time_scale_ns
-    events[:, 13] = np.diff(new_offsets) / lengths
-    return PulseFeatures(values=values, offsets=new_offsets, events=events)
+
+def _event_values(
+    s: _EventSummary, kept_fraction: NDArray[np.float64], cfg: FeatureConfig
+) -> NDArray[np.float32]:
+    events = np.empty((s.lengths.size, len(EVENT_FEATURES)), dtype=F32)
+    events[:, 0:3] = s.track
+    events[:, 3] = np.log10(np.clip(s.linefit.speed, 1e-3, 10.0))
+    events[:, 4] = s.linefit.valid
+    events[:, 5] = np.log(s.lengths) / 5.0
+    events[:, 6] = np.log1p(s.n_clean) / 5.0
+    events[:, 7] = np.log1p(s.total_charge) / 5.0
+    events[:, 8] = 1.0 - s.n_clean / s.lengths
+    events[:, 9:12] = s.centre / cfg.position_scale_m
+    events[:, 12] = s.time_spread / cfg.time_scale_ns
+    events[:, 13] = kept_fraction
+    events[:, 14:17] = s.early.vertex / cfg.position_scale_m
+    events[:, 17:20] = s.early.dipole
+    events[:, 20] = s.early.strength
+    return events
 
 
 def features_from_batch(batch: object, config: FeatureConfig | None = None) -> PulseFeatures:

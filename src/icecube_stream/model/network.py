@@ -24,6 +24,8 @@ from torch.nn import functional
 from icecube_stream.model.features import EVENT_FEATURES, PULSE_FEATURES
 
 LINEFIT_SLICE = slice(EVENT_FEATURES.index("linefit_x"), EVENT_FEATURES.index("linefit_z") + 1)
+DIPOLE_SLICE = slice(EVENT_FEATURES.index("dipole_x"), EVENT_FEATURES.index("dipole_z") + 1)
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 #: kappa is kept above this so the loss stays finite for hopeless events (sigma ~ 3 rad).
 KAPPA_MIN = 0.1
 
@@ -35,10 +37,12 @@ class NetworkConfig:
     n_attention: int = 0
     n_heads: int = 4
     ff_dim: int = 128
+    #: relu is ~20 % cheaper than gelu on CPU (gelu's erf is a noticeable share of a forward).
+    activation: str = "gelu"
     n_pulse_features: int = len(PULSE_FEATURES)
     n_event_features: int = len(EVENT_FEATURES)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
 
@@ -47,12 +51,13 @@ class DirectionNet(nn.Module):
         super().__init__()
         self.config = config
         d = config.d_model
+        act = ACTIVATIONS[config.activation]
         self.encoder = nn.Sequential(
             nn.Linear(config.n_pulse_features + config.n_event_features, d),
-            nn.GELU(),
+            act(),
             nn.Linear(d, d),
         )
-        self.context = nn.ModuleList(_ContextBlock(d) for _ in range(config.n_context))
+        self.context = nn.ModuleList(_ContextBlock(d, act) for _ in range(config.n_context))
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 d,
@@ -66,14 +71,16 @@ class DirectionNet(nn.Module):
             for _ in range(config.n_attention)
         )
         self.score = nn.Linear(d, 1)
-        # The head predicts a correction to robust LineFit (an event feature): the output starts
-        # out as LineFit's direction and training only has to learn where it is wrong.
+        # The head predicts a correction to two first guesses among the event features (robust
+        # LineFit and the charge dipole): the output starts out as LineFit's direction and
+        # training only has to learn where, and how much, to trust either.
         self.prior_weight = nn.Parameter(torch.tensor(3.0))
+        self.dipole_weight = nn.Parameter(torch.tensor(0.0))
         self.head = nn.Sequential(
             nn.Linear(3 * d + config.n_event_features, 2 * d),
-            nn.GELU(),
+            act(),
             nn.Linear(2 * d, d),
-            nn.GELU(),
+            act(),
             nn.Linear(d, 4),
         )
 
@@ -92,8 +99,11 @@ class DirectionNet(nn.Module):
         scores = self.score(h).squeeze(-1).masked_fill(padding, float("-inf"))
         attended = (torch.softmax(scores, dim=1)[..., None] * h).sum(dim=1)
         out = self.head(torch.cat([mean, maxed, attended, events], dim=-1))
-        prior = events[:, LINEFIT_SLICE]
-        direction = functional.normalize(out[:, :3] + self.prior_weight * prior, dim=-1, eps=1e-6)
+        prior = (
+            self.prior_weight * events[:, LINEFIT_SLICE]
+            + self.dipole_weight * events[:, DIPOLE_SLICE]
+        )
+        direction = functional.normalize(out[:, :3] + prior, dim=-1, eps=1e-6)
         kappa = functional.softplus(out[:, 3]) + KAPPA_MIN
         return direction, kappa
 
@@ -107,10 +117,10 @@ def _masked_mean_max(h: Tensor, real: Tensor, padding: Tensor) -> tuple[Tensor, 
 class _ContextBlock(nn.Module):
     """h <- h + MLP(h, pooled(h)): each pulse learns about the whole event in O(pulses)."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, act: type[nn.Module]) -> None:
         super().__init__()
         self.summary = nn.Linear(2 * d, d)
-        self.update = nn.Sequential(nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.update = nn.Sequential(act(), nn.Linear(d, d), act(), nn.Linear(d, d))
         self.local = nn.Linear(d, d, bias=False)
 
     def forward(self, h: Tensor, real: Tensor, padding: Tensor) -> Tensor:

@@ -184,6 +184,10 @@ def _champion_error(
         return None, None, "no champion yet"
     try:
         champion = load_model(f"models:/{settings.model_name}/{current.version}", settings)
+    except ValueError as error:
+        # Saved by an older feature set or format: it cannot serve with this code either.
+        return None, None, f"champion v{current.version} cannot be loaded ({error})"
+    try:
         champion.check_geometry(val.batch.geometry)
         pred = champion.predict_features(
             champion.featurize(
@@ -264,7 +268,7 @@ def log_and_register(
     version = str(info.registered_model_version)
     if champion_error is None:
         better = champion_version is None
-        reason = f"{note}: " + ("first version" if better else "kept, not comparable")
+        reason = f"{note}: " + ("nothing to beat" if better else "kept, not comparable")
     else:
         better = mean_error < champion_error
         reason = (

@@ -112,10 +112,11 @@ def fit(
                 torch.from_numpy(batch.events),
             )
             target = targets[idx]
-            cosine = 1.0 - (direction * target).sum(dim=-1)
-            loss = (vmf_nll(direction, kappa, target) + config.cosine_weight * cosine).mean()
+            cosine = (direction * target).sum(dim=-1).clamp(-1.0 + 1e-6, 1.0 - 1e-6)
+            angle = torch.acos(cosine)
+            loss = (vmf_nll(direction, kappa, target) + config.angle_weight * angle).mean()
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             optimiser.step()
             schedule.step()

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.physics.angles import vector_to_angles
+from icecube_stream.physics.segments import segment_sum
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -35,18 +36,6 @@ class LineFitResult:
     valid: BoolArray
 
 
-def _segment_sum(values: FloatArray, offsets: IntArray) -> FloatArray:
-    """Sum of values over each segment [offsets[k], offsets[k+1]); empty segments give 0."""
-    n_events = offsets.size - 1
-    out = np.zeros((n_events, *values.shape[1:]), dtype=np.float64)
-    lengths = np.diff(offsets)
-    nonempty = lengths > 0
-    if values.shape[0] == 0 or not nonempty.any():
-        return out
-    out[nonempty] = np.add.reduceat(values, offsets[:-1][nonempty], axis=0)
-    return out
-
-
 def linefit(
     positions: FloatArray,
     times: NDArray[np.floating] | NDArray[np.integer],
@@ -65,16 +54,16 @@ def linefit(
     lengths = np.diff(offsets)
     event_of_pulse = np.repeat(np.arange(lengths.size), lengths)
 
-    w_sum = _segment_sum(w, offsets)
+    w_sum = segment_sum(w, offsets)
     safe_w = np.where(w_sum > 0, w_sum, 1.0)
-    t_mean = _segment_sum(w * t, offsets) / safe_w
-    r_mean = _segment_sum(w[:, None] * pos, offsets) / safe_w[:, None]
+    t_mean = segment_sum(w * t, offsets) / safe_w
+    r_mean = segment_sum(w[:, None] * pos, offsets) / safe_w[:, None]
     # Centre per event before forming second moments: times are ~1e4 ns, so raw t^2 sums
     # would cancel badly in <t^2> - <t>^2.
     dt = t - t_mean[event_of_pulse]
     dr = pos - r_mean[event_of_pulse]
-    var_t = _segment_sum(w * dt * dt, offsets) / safe_w
-    cov_rt = _segment_sum((w * dt)[:, None] * dr, offsets) / safe_w[:, None]
+    var_t = segment_sum(w * dt * dt, offsets) / safe_w
+    cov_rt = segment_sum((w * dt)[:, None] * dr, offsets) / safe_w[:, None]
 
     valid = (w_sum > 0) & (var_t > 1e-9)
     velocity = np.zeros_like(cov_rt)
@@ -101,7 +90,7 @@ def robust_weights(
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)
     clean = (~aux).astype(np.float64)
-    n_clean = _segment_sum(clean, offsets)
+    n_clean = segment_sum(clean, offsets)
     enough = np.repeat(n_clean >= min_clean, lengths)
     return np.where(enough, clean, 1.0)
 

@@ -11,6 +11,7 @@ import torch
 from mlflow import MlflowClient
 
 from icecube_stream.config import Settings
+from icecube_stream.model import inference
 from icecube_stream.model.configs import get_config
 from icecube_stream.model.data import LabelledSet, labelled, load_events
 from icecube_stream.model.features import FeatureConfig
@@ -42,6 +43,7 @@ def _flipped(model: DirectionModel, tmp_path: Path) -> DirectionModel:
     worse = DirectionModel.load(model.save(tmp_path / "flipped"))
     with torch.no_grad():
         worse.net.prior_weight.neg_()
+        worse.net.dipole_weight.neg_()
         last = worse.net.head[-1]
         last.weight[:3].neg_()
         last.bias[:3].neg_()
@@ -66,7 +68,7 @@ def test_model_loaded_back_from_mlflow_predicts_identically(
     isolated: Settings, data: LabelledSet, trained: DirectionModel
 ) -> None:
     registration = _register(trained, data, isolated)
-    assert registration.promoted and "first version" in registration.reason
+    assert registration.promoted and "no champion yet: nothing to beat" in registration.reason
     b = data.batch
     args = (b.sensor_id, b.time, b.charge, b.auxiliary, b.offsets)
     before = trained.predict(*args)
@@ -102,3 +104,15 @@ def test_champion_moves_only_on_improvement(
     forced = _register(worse, data, isolated, promote=True)
     assert forced.promoted and "--promote" in forced.reason
     assert _champion(isolated) == forced.version
+
+
+def test_a_champion_this_code_cannot_load_is_replaced(
+    isolated: Settings, data: LabelledSet, trained: DirectionModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as older_code:
+        older_code.setattr(inference, "FORMAT_VERSION", 0)
+        old = _register(trained, data, isolated)
+    assert _champion(isolated) == old.version
+    new = _register(trained, data, isolated)
+    assert new.promoted and "cannot be loaded" in new.reason
+    assert _champion(isolated) == new.version
