@@ -25,7 +25,7 @@ from icecube_stream.model.features import EVENT_FEATURES, PULSE_FEATURES
 
 LINEFIT_SLICE = slice(EVENT_FEATURES.index("linefit_x"), EVENT_FEATURES.index("linefit_z") + 1)
 DIPOLE_SLICE = slice(EVENT_FEATURES.index("dipole_x"), EVENT_FEATURES.index("dipole_z") + 1)
-ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
 #: kappa is kept above this so the loss stays finite for hopeless events (sigma ~ 3 rad).
 KAPPA_MIN = 0.1
 
