@@ -116,3 +116,26 @@ def test_bad_input_is_a_clear_error(
 
 def test_good_event_passes(geometry: Geometry) -> None:
     assert build_features(**_one_event(geometry), geometry=geometry).n_events == 1
+
+
+@pytest.mark.parametrize(
+    ("sensor_id", "time", "charge", "auxiliary"),
+    [
+        ([5], [6000], [1.0], [False]),  # one pulse: no LineFit, no dipole
+        ([5, 5, 5], [6000, 6000, 6000], [1.0, 1.0, 1.0], [True] * 3),  # one place, one time
+        ([1, 2, 3], [6000, 6100, 6200], [0.0, 0.0, 0.0], [False] * 3),  # no charge at all
+    ],
+)
+def test_degenerate_events_give_finite_features(
+    geometry: Geometry, sensor_id: list[int], time: list[int], charge: list[float],
+    auxiliary: list[bool],
+) -> None:  # fmt: skip
+    f = build_features(
+        np.array(sensor_id, np.int16),
+        np.array(time, np.int64),
+        np.array(charge),
+        np.array(auxiliary),
+        np.array([0, len(sensor_id)]),
+        geometry,
+    )
+    assert np.isfinite(f.values).all() and np.isfinite(f.events).all()
