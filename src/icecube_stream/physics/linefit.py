@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.physics.angles import vector_to_angles
-from icecube_stream.physics.segments import segment_sum
+from icecube_stream.physics.segments import keep_rows, segment_sum
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -51,6 +51,9 @@ def linefit(
     if offsets.ndim != 1 or offsets.size < 1 or offsets[0] != 0 or offsets[-1] != t.size:
         raise ValueError("offsets must start at 0 and end at the number of pulses")
     w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights is not None:  # zero-weight rows add nothing to any sum below
+        rows, offsets = keep_rows(offsets, w > 0)
+        pos, t, w = pos[rows], t[rows], w[rows]
     lengths = np.diff(offsets)
     event_of_pulse = np.repeat(np.arange(lengths.size), lengths)
 

@@ -29,3 +29,12 @@ def segment_min(values: NDArray[np.floating], offsets: IntArray) -> FloatArray:
     if values.shape[0] and nonempty.any():
         out[nonempty] = np.minimum.reduceat(values, offsets[:-1][nonempty])
     return out
+
+
+def keep_rows(offsets: IntArray, keep: NDArray[np.bool_]) -> tuple[IntArray, IntArray]:
+    """Rows where `keep` is True and their offsets, event by event (an event may end up empty).
+
+    Weighted fits use it to skip zero-weight rows: most pulses are auxiliary noise.
+    """
+    counts = segment_sum(keep.astype(np.float64), offsets).astype(np.int64)
+    return np.flatnonzero(keep), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.physics.segments import segment_min, segment_sum
+from icecube_stream.physics.segments import keep_rows, segment_min, segment_sum
 
 FloatArray = NDArray[np.float64]
 
@@ -43,11 +43,14 @@ def early_vertex(
     weights: FloatArray,
 ) -> VertexResult:
     """Vertex and dipole of every event; `weights` selects pulses (e.g. robust_weights)."""
+    earliest = segment_min(times, offsets)  # for events without a weighted pulse
+    rows, offsets = keep_rows(offsets, weights > 0)  # zero weights add nothing below
+    positions, times, weights = positions[rows], times[rows], weights[rows]
+    charge = np.maximum(charges[rows], 0.0)
     lengths = np.diff(offsets)
     event = np.repeat(np.arange(lengths.size), lengths)
-    charge = np.maximum(charges, 0.0)
-    first = segment_min(np.where(weights > 0, times, np.inf), offsets)
-    first = np.where(np.isfinite(first), first, segment_min(times, offsets))
+    first = segment_min(times, offsets)
+    first = np.where(np.isfinite(first), first, earliest)
     late = np.maximum(times - first[event], 0.0)
     w = weights * (np.sqrt(charge) + 1e-3) * np.exp(-late / EARLY_TIME_NS)
     vertex = (
@@ -56,7 +59,7 @@ def early_vertex(
     )
 
     offset = positions - vertex[event]
-    distance = np.linalg.norm(offset, axis=1)
+    distance = np.sqrt(np.einsum("ij,ij->i", offset, offset))
     unit = offset / np.maximum(distance, 1.0)[:, None]
     # sqrt(distance) partly undoes the fall of light with distance, so far DOMs count too.
     wd = weights * charge * np.sqrt(np.maximum(distance, 2.0))

@@ -1,6 +1,6 @@
 import numpy as np
 
-from icecube_stream.physics.segments import segment_min, segment_sum
+from icecube_stream.physics.segments import keep_rows, segment_min, segment_sum
 from icecube_stream.physics.vertex import early_vertex
 
 
@@ -67,3 +67,11 @@ def test_segment_reductions_give_identities_for_empty_segments() -> None:
     offsets = np.array([0, 2, 2, 3])
     assert segment_sum(values, offsets).tolist() == [3.0, 0.0, 3.0]
     assert segment_min(values, offsets).tolist() == [1.0, np.inf, 3.0]
+
+
+def test_keep_rows_renumbers_events_and_keeps_empty_ones() -> None:
+    offsets = np.array([0, 3, 3, 5])
+    keep = np.array([True, False, True, False, False])
+    rows, kept = keep_rows(offsets, keep)
+    assert rows.tolist() == [0, 2]
+    assert kept.tolist() == [0, 2, 2, 2]
