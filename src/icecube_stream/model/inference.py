@@ -130,13 +130,15 @@ class DirectionModel:
     def load(cls, directory: Path) -> DirectionModel:
         config: dict[str, Any] = json.loads((directory / "config.json").read_text())
         if config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{directory}: unsupported model format {config.get('format_version')}"
-            )
+            raise ValueError(f"unsupported model format {config.get('format_version')}")
         if config["pulse_features"] != list(PULSE_FEATURES) or config["event_features"] != list(
             EVENT_FEATURES
         ):
-            raise ValueError(f"{directory}: model was trained with a different feature set")
+            raise ValueError(
+                f"trained with another feature set ({len(config['pulse_features'])} pulse / "
+                f"{len(config['event_features'])} event features; this code has "
+                f"{len(PULSE_FEATURES)} / {len(EVENT_FEATURES)})"
+            )
         features = FeatureConfig(**config["features"])
         network = NetworkConfig(**config["network"])
         net = DirectionNet(network)

@@ -96,7 +96,10 @@ def load_model(model: str, settings: Settings) -> DirectionModel:
     candidates = [c.parent for c in configs if (c.parent / "weights.pt").is_file()]
     if not candidates:
         raise ModelLoadError(f"{model!r} holds no direction model (config.json + weights.pt)")
-    return DirectionModel.load(candidates[0])
+    try:
+        return DirectionModel.load(candidates[0])
+    except ValueError as error:
+        raise ModelLoadError(f"cannot load model {model!r}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,9 @@ def _champion_error(
         return None, None, "no champion yet"
     try:
         champion = load_model(f"models:/{settings.model_name}/{current.version}", settings)
-    except ValueError as error:
+    except ModelLoadError as error:
         # Saved by an older feature set or format: it cannot serve with this code either.
-        return None, None, f"champion v{current.version} cannot be loaded ({error})"
+        return None, None, f"champion v{current.version}: {error}"
     try:
         champion.check_geometry(val.batch.geometry)
         pred = champion.predict_features(

@@ -114,5 +114,5 @@ def test_a_champion_this_code_cannot_load_is_replaced(
         old = _register(trained, data, isolated)
     assert _champion(isolated) == old.version
     new = _register(trained, data, isolated)
-    assert new.promoted and "cannot be loaded" in new.reason
+    assert new.promoted and "cannot load model" in new.reason
     assert _champion(isolated) == new.version
