@@ -139,6 +139,10 @@ class Settings(BaseSettings):
         return f"http://{self.model_server_host or self.host}:{self.model_server_port}"
 
     @property
+    def worker_metrics_url(self) -> str:
+        return f"http://{self.host}:{self.worker_web_port}/metrics"
+
+    @property
     def mongo_url(self) -> str:
         return f"mongodb://{self.mongo_host or self.host}:{self.mongo_port}/"
 

@@ -1,9 +1,11 @@
-"""A /metrics endpoint for processes that have no web server of their own (emitter, checker)."""
+"""/metrics endpoints: serving one for processes without a web server (emitter, checker), and
+reading a value from another process's."""
 
 from __future__ import annotations
 
 import logging
 
+import httpx
 from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
@@ -23,3 +25,12 @@ def serve_metrics(host: str, port: int) -> bool:
         log.warning("metrics endpoint %s:%d not started: %s", host, port, error)
         return False
     return True
+
+
+def metric_value(url: str, name: str, timeout_s: float = 5.0) -> float:
+    """The value of an unlabelled sample `name` on a /metrics page (0 before it exists)."""
+    prefix = name + " "
+    for line in httpx.get(url, timeout=timeout_s).text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0

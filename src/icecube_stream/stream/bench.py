@@ -30,6 +30,7 @@ from pymongo import MongoClient
 from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch, take_events
 from icecube_stream.stack import manager, process
+from icecube_stream.stack.worker import wait_for_predictions
 from icecube_stream.stream import emitter, topics
 from icecube_stream.stream.assembly import whole_events
 from icecube_stream.stream.frames import encode_frame
@@ -220,20 +221,7 @@ class Bench:
         return emitted, written
 
     def _wait_written(self, expected: int, timeout_s: float) -> None:
-        """Poll the worker's own counter: counting documents in FerretDB scans the collection,
-        and polling that would cost the database more CPU than the writes being measured."""
-        deadline = time.monotonic() + timeout_s
-        while (done := self._worker_predictions()) < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {done} of {expected} predictions after {timeout_s:.0f} s")
-            time.sleep(0.2)
-
-    def _worker_predictions(self) -> int:
-        url = f"http://{self.settings.host}:{self.settings.worker_web_port}/metrics"
-        for line in httpx.get(url, timeout=5).text.splitlines():
-            if line.startswith("icecube_worker_predictions_total "):
-                return int(float(line.split()[1])) - self.warm_up_events
-        return 0
+        wait_for_predictions(self.settings, self.warm_up_events + expected, timeout_s)
 
     def _completeness(self) -> tuple[int, int]:
         """Events without a prediction document, and extra prediction records on the topic."""
