@@ -19,7 +19,7 @@ import numpy as np
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.model.inference import DirectionModel, Prediction
-from icecube_stream.serving.request import PredictRequest
+from icecube_stream.stream.frames import PulseFrame
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class ModelHolder:
             )
 
     def predict(
-        self, request: PredictRequest, served: ServedModel | None = None
+        self, request: PulseFrame, served: ServedModel | None = None
     ) -> tuple[ServedModel, Prediction]:
         """Directions from `served` (the snapshot the request was checked against), else current."""
         served = served or self._current

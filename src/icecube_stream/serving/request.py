@@ -7,10 +7,7 @@ refused up front so such a client gets a clear answer instead of an Avro error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.typing import NDArray
 
 from icecube_stream.model.features import FeatureError, validate_pulses
 from icecube_stream.stream.frames import PulseFrame, decode_frame
@@ -30,22 +27,6 @@ class BadRequestError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class PredictRequest:
-    """Whole events back to back, ready for DirectionModel.predict."""
-
-    event_id: NDArray[np.int64]
-    sensor_id: NDArray[np.int16]
-    time: NDArray[np.int64]
-    charge: NDArray[np.float32]
-    auxiliary: NDArray[np.bool_]
-    offsets: NDArray[np.int64]
-
-    @property
-    def n_events(self) -> int:
-        return int(self.event_id.size)
-
-
 def check_content_type(content_type: str | None) -> None:
     media = (content_type or "").split(";")[0].strip().lower()
     if media and media not in ACCEPTED_TYPES:
@@ -63,7 +44,7 @@ def parse_request(
     codec: AvroCodec,
     n_sensors: int,
     max_body_bytes: int,
-) -> PredictRequest:
+) -> PulseFrame:
     """The events of one /predict body, or BadRequestError saying why they cannot be served."""
     check_content_type(content_type)
     if len(body) > max_body_bytes:
@@ -82,7 +63,7 @@ def parse_request(
     return check_frame(frame, n_sensors)
 
 
-def check_frame(frame: PulseFrame, n_sensors: int) -> PredictRequest:
+def check_frame(frame: PulseFrame, n_sensors: int) -> PulseFrame:
     """Whole, finite events on known sensors; decode_frame has checked the array lengths."""
     split = frame.n_parts != 1
     if split.any():
@@ -93,21 +74,13 @@ def check_frame(frame: PulseFrame, n_sensors: int) -> PredictRequest:
             f"event {int(frame.event_id[first])} is one part of {int(frame.n_parts[first])}: "
             "the model server takes whole events only (n_parts = 1)",
         )
-    offsets = frame.offsets
     try:
         validate_pulses(
-            frame.sensor_id, frame.time, frame.charge, frame.auxiliary, offsets, n_sensors
+            frame.sensor_id, frame.time, frame.charge, frame.auxiliary, frame.offsets, n_sensors
         )
     except FeatureError as error:
         raise BadRequestError(400, "invalid-pulses", _name_event(str(error), frame)) from None
-    return PredictRequest(
-        event_id=frame.event_id,
-        sensor_id=frame.sensor_id,
-        time=frame.time,
-        charge=frame.charge,
-        auxiliary=frame.auxiliary,
-        offsets=offsets,
-    )
+    return frame
 
 
 def _name_event(message: str, frame: PulseFrame) -> str:

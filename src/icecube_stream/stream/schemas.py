@@ -24,7 +24,6 @@ PREDICTIONS = "icecube.predictions"
 DLQ = "icecube.pulses.dlq"
 
 MAGIC = 0
-CORRUPT = "corrupt-body"
 HEADER = struct.Struct(">bI")
 
 
