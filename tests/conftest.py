@@ -36,10 +36,10 @@ def stack() -> Iterator[Settings]:
 def events() -> Any:
     """6,000 simulated events with truth (seed 41)."""
     from icecube_stream.events.format import concat_batches
-    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
 
-    return concat_batches(list(Simulator(generate_geometry(), seed=41).iter_batches(6000)))
+    return concat_batches(list(Simulator(icecube_geometry(), seed=41).iter_batches(6000)))
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,7 @@ def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple
     import torch
 
     from icecube_stream.events.format import DatasetWriter
-    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.model.configs import get_config
     from icecube_stream.model.data import labelled, load_events
@@ -60,7 +60,7 @@ def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple
     from icecube_stream.model.train import fit
 
     root = tmp_path_factory.mktemp("e2e-train")
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(root, geometry, events_per_file=500) as writer:
         for batch in Simulator(geometry, seed=40).iter_batches(500):
             writer.append(batch)

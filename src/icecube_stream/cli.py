@@ -145,20 +145,27 @@ def simulate(
         ),
     ] = 1,
     geometry: Annotated[
-        str | None, typer.Option("--geometry", help="A sensor_geometry.csv to use instead.")
+        str | None,
+        typer.Option(
+            "--geometry", help="Another detector's sensor_geometry.csv (default: IceCube's)."
+        ),
     ] = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events per batch_N.parquet file.")
     ] = 200_000,
 ) -> None:
-    """Simulate IceCube-like events and write them as a Kaggle-format data set (split `train`)."""
+    """Simulate IceCube events and write them as a Kaggle-format data set (split `train`).
+
+    The detector is IceCube's real sensor geometry, shipped with the package; the data set's
+    sensor_geometry.csv records it, and with it the geometry identity that models check.
+    """
     import time
     from pathlib import Path
 
     from rich.progress import Progress
 
     from icecube_stream.events.format import DatasetWriter, EventDataError
-    from icecube_stream.events.geometry import load_geometry
+    from icecube_stream.events.geometry import geometry_name, load_geometry
     from icecube_stream.events.simulator import Simulator
 
     err = Console(stderr=True)
@@ -180,7 +187,8 @@ def simulate(
     seconds = time.perf_counter() - started
     err.print(
         f"{events} events in {seconds:.1f} s: {events / seconds:,.0f} events/s "
-        f"(simulation and writing, one process) -> {out}",
+        f"(simulation and writing, one process) -> {out}, geometry "
+        f"{geometry_name(detector.identity)}",
         highlight=False,
     )
 
@@ -434,9 +442,21 @@ def train_command(
     promote: Annotated[
         bool, typer.Option("--promote", help="Move the champion alias even if not better.")
     ] = False,
+    geometry: Annotated[
+        str | None,
+        typer.Option(
+            "--geometry",
+            help="Train for another detector, given its sensor_geometry.csv (default: IceCube). "
+            "A data set of a different geometry is refused.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Train the direction model, track it in MLflow, register it, maybe promote it champion."""
+    """Train the direction model, track it in MLflow, register it, maybe promote it champion.
+
+    The model records the geometry identity of its detector (IceCube's unless --geometry), as
+    the MLflow tag `geometry_id`; it refuses data of any other geometry.
+    """
     import contextlib
     import sys
     from dataclasses import replace
@@ -445,6 +465,7 @@ def train_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from icecube_stream.events.format import EventDataError
+    from icecube_stream.events.geometry import load_geometry
     from icecube_stream.model.configs import get_config
     from icecube_stream.model.tracking import Hooks, train_and_register
     from icecube_stream.model.train import EpochReport
@@ -453,7 +474,8 @@ def train_command(
     settings = get_settings()
     try:
         chosen = get_config(config, epochs)
-    except ValueError as error:
+        detector = load_geometry(geometry)
+    except ValueError as error:  # EventDataError included
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(2) from None
     chosen = replace(chosen, threads=settings.torch_threads)
@@ -487,7 +509,9 @@ def train_command(
         try:
             # MLflow prints run links with print(); stdout is reserved for --json.
             with contextlib.redirect_stdout(sys.stderr):
-                outcome = train_and_register(Path(data), chosen, settings, promote, hooks)
+                outcome = train_and_register(
+                    Path(data), chosen, settings, promote, hooks, geometry=detector
+                )
         except (EventDataError, ValueError) as error:
             err.print(f"[red]error:[/red] {error}", highlight=False)
             raise typer.Exit(1) from None
@@ -514,6 +538,47 @@ def train_command(
     _print_table(title, ("figure", "value"), rows)
 
 
+@app.command("predict")
+def predict_command(
+    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write, one row per event.")],
+    model: Annotated[
+        str, typer.Option("--model", help="champion, or an MLflow model URI / directory.")
+    ] = "champion",
+    split: Annotated[str, typer.Option("--split", help="train or test.")] = "train",
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
+    ] = None,
+) -> None:
+    """Directions and uncertainties for a data set, without the streaming pipeline.
+
+    Columns: event_id, azimuth, zenith, x, y, z, angular_uncertainty (rad), kappa. Data of a
+    detector other than the model's is refused, naming both geometries.
+    """
+    from rich.progress import Progress
+
+    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.model.predict import predict_dataset
+    from icecube_stream.model.tracking import load_model
+
+    err = Console(stderr=True)
+    try:
+        direction_model = load_model(model, get_settings())
+        dataset = EventDataset(data, split=split)
+        total = dataset.count_events()
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(f"predicting with {model}", total=max_events or total)
+            table = predict_dataset(
+                direction_model, dataset, max_events, lambda n: progress.advance(task, n)
+            )
+    except (EventDataError, ValueError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.write_parquet(out)
+    err.print(f"{table.height:,} predictions -> {out}", highlight=False)
+
+
 @model_app.command("bench")
 def model_bench(
     model: Annotated[
@@ -533,7 +598,7 @@ def model_bench(
 ) -> None:
     """In-process CPU inference speed (events/s) at batch sizes 1, 32 and 256."""
     from icecube_stream.events.format import EventDataError, concat_batches
-    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.model.bench import benchmark
     from icecube_stream.model.configs import get_config
@@ -547,12 +612,13 @@ def model_bench(
         if data is not None:
             events = load_events(data, max_events=8192)
         else:
-            events = concat_batches(list(Simulator(generate_geometry(), seed=7).iter_batches(4096)))
+            events = concat_batches(list(Simulator(icecube_geometry(), seed=7).iter_batches(4096)))
         if model == "untrained":
             chosen = get_config(config)
             direction_model = DirectionModel(chosen.features, chosen.network, events.geometry)
         else:
             direction_model = load_model(model, settings)
+            direction_model.check_geometry(events.geometry)
     except (EventDataError, ValueError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
@@ -606,6 +672,41 @@ def predictions_tail(
         pass
 
 
+dlq_app = typer.Typer(
+    help="The dead-letter topic `icecube.pulses.dlq`: rejected input with its reason.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch (default: all)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Send dead-lettered messages back to the topic they came from, after fixing the cause.
+
+    Each record is re-sent once: a consumer group per reason remembers how far replay got, and
+    moves only after Kafka acknowledged every re-sent message. Exits 1 if any send failed.
+    """
+    from icecube_stream.stream.dlq import replay
+
+    report = replay(get_settings(), reason)
+    figures = {"replayed": report.replayed, "skipped": report.skipped, "failed": report.failed}
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        console.print(
+            f"{report.replayed} replayed, {report.skipped} of other reasons left, "
+            f"{report.failed} failed"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker_command(ctx: typer.Context) -> None:
     """Run the Faust stream worker (same as `faust -A icecube_stream.app worker -l info`).
@@ -633,7 +734,7 @@ def bench_command(
     and one-HTTP-call-per-event, with CPU seconds per component. Needs `stack up` and a champion.
     """
     from icecube_stream.events.format import EventDataset, concat_batches
-    from icecube_stream.events.geometry import generate_geometry
+    from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.stream.bench import Bench
 
@@ -645,7 +746,7 @@ def bench_command(
         batch = concat_batches(list(EventDataset(data).iter_batches(max_events=events)))
     else:
         say(f"simulating {events:,} events")
-        batch = concat_batches(list(Simulator(generate_geometry(), seed=7).iter_batches(events)))
+        batch = concat_batches(list(Simulator(icecube_geometry(), seed=7).iter_batches(events)))
     result = Bench(get_settings(), batch, say).run(rate).as_dict()
     if as_json:
         typer.echo(json.dumps(result))

@@ -21,6 +21,7 @@ from pymongo import MongoClient
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch, EventDataset, concat_batches
+from icecube_stream.events.geometry import ICECUBE_GEOMETRY_ID
 from icecube_stream.model.tracking import load_model
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.stack import manager
@@ -66,12 +67,19 @@ class DemoSummary:
 
 
 def has_servable_champion(settings: Settings) -> bool:
-    """A champion exists and this code can load it (one saved by an older feature set cannot)."""
+    """A champion exists, this code can load it (one saved by an older feature set cannot) and
+    it was trained for IceCube's geometry, which the demo's data uses."""
     try:
-        load_model(settings.model_alias, settings)
+        champion = load_model(settings.model_alias, settings)
     except ValueError:  # ModelLoadError included
         return False
-    return True
+    return champion.geometry.identity == ICECUBE_GEOMETRY_ID
+
+
+def is_icecube_data_set(path: Path) -> bool:
+    return (path / "train_meta.parquet").is_file() and (
+        EventDataset(path).geometry.identity == ICECUBE_GEOMETRY_ID
+    )
 
 
 def cli(*args: str) -> None:
@@ -88,7 +96,7 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     if not has_servable_champion(settings):
         training = workdir / "training"
         say(f"no servable champion of {settings.model_name}: training the quick model (minutes)")
-        if not (training / "train_meta.parquet").is_file():
+        if not is_icecube_data_set(training):  # absent, or of another geometry
             cli("simulate", "--events", str(TRAINING_EVENTS), "--out", str(training), "--seed", "7")
         cli("train", "--data", str(training), "--config", "quick", "--promote")
     topics.apply(settings)

@@ -40,6 +40,10 @@ WORKER_INCOMPLETE = Counter(
 WORKER_DLQ = Counter(
     "icecube_worker_dlq_total", "Messages or events sent to the dead-letter topic.", ["reason"]
 )
+WORKER_UNKNOWN_GEOMETRY = Counter(
+    "icecube_worker_unknown_geometry_frames_total",
+    "Frames without a geometry identity (first schema version), accepted as they are.",
+)
 WORKER_LAST_PROCESSED = Gauge(
     "icecube_worker_last_processed_timestamp_seconds", "When the worker last wrote predictions."
 )
@@ -157,6 +161,7 @@ DLQ_REASONS = (
     *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame"),  # undecodable message
     *("empty-event", "too-many-pulses", "unknown-sensor", "non-finite", "negative-charge"),
     "model-rejected",  # the model server answered 4xx for this one event
+    "geometry-mismatch",  # the frame's detector is not the served model's
 )
 WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
     WORKER_DLQ: DLQ_REASONS,
@@ -166,7 +171,7 @@ WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
 MODEL_SERVER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
     MODEL_SERVER_REJECTED: (
         *("pickle", "not-ready", "too-large", "content-type", "empty-body", "invalid-pulses"),
-        "split-event",
+        *("split-event", "geometry-mismatch"),
     ),
     MODEL_SERVER_RELOADS: ("loaded", "unchanged", "failed"),
 }

@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from icecube_stream.config import Settings, settings_env
 from icecube_stream.events.format import DatasetWriter, concat_batches
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.observe.lag import LagReader
 from icecube_stream.stream import emitter, topics
@@ -37,7 +37,7 @@ def isolated(stack: Settings) -> Settings:
 
 
 def test_lag_counts_uncommitted_messages_per_partition(isolated: Settings) -> None:
-    batch = concat_batches(list(Simulator(generate_geometry(), seed=3).iter_batches(600)))
+    batch = concat_batches(list(Simulator(icecube_geometry(), seed=3).iter_batches(600)))
     report = emitter.emit(isolated, [("sim", batch)])
     assert report.ok and report.frames == 12
     topic = isolated.topic(PULSES)
@@ -64,7 +64,7 @@ def test_lag_counts_uncommitted_messages_per_partition(isolated: Settings) -> No
 
 
 def test_produce_serves_emitter_metrics_while_it_runs(isolated: Settings, tmp_path: Path) -> None:
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(tmp_path, geometry, events_per_file=400) as writer:
         for part in Simulator(geometry, seed=4).iter_batches(400):
             writer.append(part)

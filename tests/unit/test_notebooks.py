@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from icecube_stream.events.format import DatasetWriter
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 
 pytestmark = pytest.mark.unit
@@ -37,7 +37,7 @@ def test_notebook_runs_on_a_small_simulated_set(
 ) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(tmp_path / "data", geometry) as writer:
         for batch in Simulator(geometry, seed=3).iter_batches(events):
             writer.append(batch)

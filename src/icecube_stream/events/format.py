@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from icecube_stream.events.geometry import Geometry, from_positions, generate_geometry
+from icecube_stream.events.geometry import Geometry, from_positions, icecube_geometry
 
 GEOMETRY_FILE = "sensor_geometry.csv"
 GEOMETRY_SCHEMA: dict[str, pl.DataType] = {
@@ -373,7 +373,7 @@ class EventDataset:
             geometry = (
                 from_positions(read_geometry_csv(geometry_path))
                 if geometry_path.is_file()
-                else generate_geometry()
+                else icecube_geometry()
             )
         self.geometry = geometry
         self.meta_path = self.root / f"{split}_meta.parquet"

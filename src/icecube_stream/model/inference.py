@@ -3,8 +3,8 @@
 `DirectionModel.predict` is the single inference path (evaluation, benchmark, MLflow pyfunc,
 the model server): features from the shared builder, length-bucketed sub-batches so padding stays
 small, directions and kappa back in the caller's order. On disk a model is a directory with
-config.json, weights.pt (a state_dict, loaded with weights_only=True: no pickled code) and
-geometry.npy.
+config.json (with the geometry identity), weights.pt (a state_dict, loaded with
+weights_only=True: no pickled code) and geometry.npy.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from icecube_stream.events.geometry import Geometry, from_positions
+from icecube_stream.events.geometry import Geometry, from_positions, require_same_geometry
 from icecube_stream.model.batching import bucketed_batches
 from icecube_stream.model.features import (
     EVENT_FEATURES,
@@ -45,10 +45,6 @@ class Prediction:
     sigma: NDArray[np.float64]  # radians, 1 / sqrt(kappa)
 
 
-class GeometryMismatchError(ValueError):
-    """The data comes from a detector layout the model was not trained on."""
-
-
 class DirectionModel:
     def __init__(
         self,
@@ -64,14 +60,15 @@ class DirectionModel:
         self.net.eval()
 
     def check_geometry(self, geometry: Geometry) -> None:
-        if geometry is self.geometry:
-            return
-        ours, theirs = self.geometry.positions, geometry.positions
-        if ours.shape != theirs.shape or not np.allclose(ours, theirs, atol=1.0):
-            raise GeometryMismatchError(
-                f"the data's geometry ({theirs.shape[0]} sensors) differs from the one the "
-                f"model was trained on ({ours.shape[0]} sensors)"
-            )
+        """Refuse data from another detector: features would put its sensors in wrong places."""
+        require_same_geometry(
+            self.geometry,
+            geometry,
+            what="the data",
+            fix="The model was trained for the other one: use a model trained on the data's "
+            "detector (`icecube-stream train --data DIR --geometry DIR/sensor_geometry.csv`), "
+            "or data of the model's detector",
+        )
 
     def featurize(
         self,
@@ -120,6 +117,7 @@ class DirectionModel:
             "network": self.network.as_dict(),
             "pulse_features": list(PULSE_FEATURES),
             "event_features": list(EVENT_FEATURES),
+            "geometry_id": self.geometry.identity,
         }
         (directory / "config.json").write_text(json.dumps(config, indent=2))
         torch.save(self.net.state_dict(), directory / "weights.pt")
@@ -145,6 +143,11 @@ class DirectionModel:
         state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         geometry = from_positions(np.load(directory / "geometry.npy"))
+        recorded = config.get("geometry_id", geometry.identity)
+        if recorded != geometry.identity:
+            raise ValueError(
+                f"geometry.npy has identity {geometry.identity}, config.json says {recorded}"
+            )
         return cls(features, network, geometry, net)
 
 

@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 
 from icecube_stream.config import Settings
 from icecube_stream.events.evaluate import linefit_reconstructor
+from icecube_stream.events.format import EventDataset
+from icecube_stream.events.geometry import Geometry, icecube_geometry, require_same_geometry
 from icecube_stream.model import plots
 from icecube_stream.model.batching import bucketed_batches, padding_fraction, random_batches
 from icecube_stream.model.calibration import calibration_report
@@ -190,8 +192,17 @@ def _champion_error(
     except ModelLoadError as error:
         # Saved by an older feature set or format: it cannot serve with this code either.
         return None, None, f"champion v{current.version}: {error}"
+    if champion.geometry.identity != val.batch.geometry.identity:
+        # Trained for another detector: it cannot serve this detector's data either.
+        return (
+            None,
+            None,
+            (
+                f"champion v{current.version} was trained for geometry "
+                f"{champion.geometry.identity}, this data set's is {val.batch.geometry.identity}"
+            ),
+        )
     try:
-        champion.check_geometry(val.batch.geometry)
         pred = champion.predict_features(
             champion.featurize(
                 val.batch.sensor_id,
@@ -290,10 +301,18 @@ def log_and_register(
     for key, value in (
         ("val_mean_angular_error", f"{mean_error:.6f}"),
         ("config", config_name),
+        ("geometry_id", model.geometry.identity),
         ("promotion", reason),
     ):
         client.set_model_version_tag(settings.model_name, version, key, value)
-    mlflow.set_tags({"promoted": str(promoted), "promotion": reason, "model_version": version})
+    mlflow.set_tags(
+        {
+            "promoted": str(promoted),
+            "promotion": reason,
+            "model_version": version,
+            "geometry_id": model.geometry.identity,
+        }
+    )
     return Registration(version, promoted, reason, mean_error, champion_error)
 
 
@@ -303,9 +322,17 @@ def train_and_register(
     settings: Settings,
     promote: bool = False,
     hooks: Hooks | None = None,
+    geometry: Geometry | None = None,
 ) -> TrainOutcome:
+    """Train for `geometry` (IceCube's by default); data of another detector is refused."""
     hooks = hooks or Hooks()
     started = time.perf_counter()
+    require_same_geometry(
+        geometry or icecube_geometry(),
+        EventDataset(data).geometry,
+        what=f"the data set {data}",
+        fix="To train for that detector, pass its sensor_geometry.csv with --geometry",
+    )
     train, val = split_data(data, config)
     if hooks.on_loaded is not None:
         hooks.on_loaded(train.features.n_events, val.features.n_events)

@@ -32,8 +32,16 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_S = 2
 
 
-def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+def _error(
+    status: int,
+    message: str,
+    rejection: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": message}
+    if rejection is not None:
+        body["rejection"] = rejection
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class RefusePickleMiddleware:
@@ -65,7 +73,7 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
             body,
             content_type,
             codec,
-            n_sensors=served.model.geometry.positions.shape[0],
+            geometry=served.model.geometry,
             max_body_bytes=settings.model_server_max_body_bytes,
         )
         served, prediction = holder.predict(request, served)
@@ -83,7 +91,7 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
             return _error(
                 503,
                 f"model not ready: {holder.last_error}",
-                **{"Retry-After": str(RETRY_AFTER_S)},
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.model_server_max_body_bytes:
@@ -100,9 +108,9 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
             )
         except BadRequestError as error:
             metrics.MODEL_SERVER_REJECTED.labels(reason=error.reason).inc()
-            return _error(error.status, error.message)
+            return _error(error.status, error.message, error.rejection)
         except ModelNotReadyError as error:
-            return _error(503, str(error), **{"Retry-After": str(RETRY_AFTER_S)})
+            return _error(503, str(error), headers={"Retry-After": str(RETRY_AFTER_S)})
         except Exception as error:  # a bug must answer 500, not take the server down
             log.exception("prediction failed")
             return _error(500, f"prediction failed: {type(error).__name__}: {error}")
@@ -127,6 +135,7 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
                 "model_name": served.name if served else None,
                 "model_version": served.version if served else None,
                 "model_uri": served.uri if served else None,
+                "geometry_id": served.model.geometry.identity if served else None,
                 "last_error": holder.last_error,
             }
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from icecube_stream.events.geometry import Geometry, geometry_name
 from icecube_stream.model.features import FeatureError, validate_pulses
 from icecube_stream.stream.frames import PulseFrame, decode_frame
 from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
@@ -17,14 +18,24 @@ from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
 ACCEPTED_TYPES = frozenset({"application/octet-stream", "avro/binary", "application/avro"})
 
 
-class BadRequestError(ValueError):
-    """A request the server refuses; `status` is the HTTP code, `reason` a short metric label."""
+#: Status of a typed rejection: the request is well formed, but this model must not serve it.
+REJECTION_STATUS = 409
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+
+class BadRequestError(ValueError):
+    """A request the server refuses; `status` is the HTTP code, `reason` a short metric label.
+
+    `rejection` makes it typed: a JSON object the client acts on (docs/model-api.md).
+    """
+
+    def __init__(
+        self, status: int, reason: str, message: str, rejection: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.rejection = rejection
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -42,7 +53,7 @@ def parse_request(
     body: bytes,
     content_type: str | None,
     codec: AvroCodec,
-    n_sensors: int,
+    geometry: Geometry,
     max_body_bytes: int,
 ) -> PulseFrame:
     """The events of one /predict body, or BadRequestError saying why they cannot be served."""
@@ -60,11 +71,25 @@ def parse_request(
         frame = decode_frame(body, codec)
     except MalformedMessageError as error:
         raise BadRequestError(400, error.reason, str(error)) from None
-    return check_frame(frame, n_sensors)
+    return check_frame(frame, geometry)
 
 
-def check_frame(frame: PulseFrame, n_sensors: int) -> PulseFrame:
-    """Whole, finite events on known sensors; decode_frame has checked the array lengths."""
+def check_frame(frame: PulseFrame, geometry: Geometry) -> PulseFrame:
+    """Whole, finite events on known sensors of the model's detector; decode_frame has checked
+    the array lengths. A frame of unknown geometry (None) is served: old producers send that."""
+    if frame.geometry_id is not None and frame.geometry_id != geometry.identity:
+        raise BadRequestError(
+            REJECTION_STATUS,
+            "geometry-mismatch",
+            f"the frame's geometry {frame.geometry_id} is not the served model's "
+            f"{geometry_name(geometry.identity)}: its sensors would be misplaced. Serve a model "
+            "trained for the frame's detector, then replay the frames from the dead-letter topic",
+            rejection={
+                "reason": "geometry-mismatch",
+                "frame_geometry": frame.geometry_id,
+                "model_geometry": geometry.identity,
+            },
+        )
     split = frame.n_parts != 1
     if split.any():
         first = int(np.flatnonzero(split)[0])
@@ -76,7 +101,12 @@ def check_frame(frame: PulseFrame, n_sensors: int) -> PulseFrame:
         )
     try:
         validate_pulses(
-            frame.sensor_id, frame.time, frame.charge, frame.auxiliary, frame.offsets, n_sensors
+            frame.sensor_id,
+            frame.time,
+            frame.charge,
+            frame.auxiliary,
+            frame.offsets,
+            geometry.n_sensors,
         )
     except FeatureError as error:
         raise BadRequestError(400, "invalid-pulses", _name_event(str(error), frame)) from None

@@ -31,6 +31,7 @@ class Event:
     emitted_at_ns: int
     tokens: tuple[Hashable, ...]
     complete: bool = True
+    geometry_id: str | None = None  # of the frame(s) it came in
 
     @property
     def n_pulses(self) -> int:
@@ -55,6 +56,7 @@ def whole_events(batch: EventBatch) -> list[Event]:
             auxiliary=batch.auxiliary[lo:hi].astype(np.bool_),
             emitted_at_ns=0,
             tokens=(),
+            geometry_id=batch.geometry.identity,
         )
         for k, (lo, hi) in enumerate(itertools.pairwise(batch.offsets.tolist()))
     ]
@@ -87,6 +89,7 @@ class Assembler:
                 auxiliary=frame.auxiliary[lo:hi],
                 emitted_at_ns=frame.emitted_at_ns,
                 tokens=(token,),
+                geometry_id=frame.geometry_id,
             )
             n_parts = int(frame.n_parts[k])
             if n_parts == 1:
@@ -128,4 +131,5 @@ class Assembler:
             emitted_at_ns=max(p.emitted_at_ns for p in parts),
             tokens=tuple(dict.fromkeys(t for p in parts for t in p.tokens)),
             complete=complete,
+            geometry_id=parts[0].geometry_id,
         )

@@ -3,6 +3,8 @@
 A Faust agent spends on the order of 100 µs of Python per message; one message per event would
 use a core before any model work. A frame carries up to `max_events` whole events; an event with
 more than `max_pulses` pulses travels alone, split into parts that share its routing key.
+Every frame names the geometry identity of its data set, so a model of another detector can
+refuse it; frames of the first schema version have none (None: "unknown").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class PulseFrame:
     time: NDArray[np.int64]
     charge: NDArray[np.float32]
     auxiliary: NDArray[np.bool_]
+    geometry_id: str | None = None
 
     @property
     def key(self) -> bytes:
@@ -112,6 +115,7 @@ def _frame(
         time=batch.time[pulses].astype(np.int64),
         charge=batch.charge[pulses].astype(np.float32),
         auxiliary=batch.auxiliary[pulses].astype(np.bool_),
+        geometry_id=batch.geometry.identity,
     )
 
 
@@ -128,6 +132,7 @@ def encode_frame(frame: PulseFrame, codec: AvroCodec) -> bytes:
             "time": frame.time.astype("<i8").tobytes(),
             "charge": frame.charge.astype("<f4").tobytes(),
             "auxiliary": frame.auxiliary.astype(np.uint8).tobytes(),
+            "geometry_id": frame.geometry_id,
         }
     )
 
@@ -146,6 +151,7 @@ def decode_frame(data: bytes, codec: AvroCodec) -> PulseFrame:
         time=_unpack(record, "time", "<i8").astype(np.int64),
         charge=_unpack(record, "charge", "<f4").astype(np.float32),
         auxiliary=_unpack(record, "auxiliary", "u1").astype(np.bool_),
+        geometry_id=record["geometry_id"],
     )
     _check_consistent(frame)
     return frame

@@ -29,6 +29,29 @@ class ModelRequestRejectedError(ValueError):
     """The server refused the batch as invalid (4xx other than 429): retrying cannot help."""
 
 
+class GeometryRejectedError(ModelRequestRejectedError):
+    """The server's typed refusal of a whole request: its model knows another detector."""
+
+    def __init__(self, message: str, frame_geometry: str, model_geometry: str) -> None:
+        super().__init__(message)
+        self.frame_geometry = frame_geometry
+        self.model_geometry = model_geometry
+
+
+def rejection_error(response: httpx.Response) -> ModelRequestRejectedError:
+    """The error a refusal stands for: typed when the body says what was refused and why."""
+    message = f"{response.status_code}: {response.text[:500]}"
+    try:
+        rejection = response.json().get("rejection") or {}
+    except ValueError:  # not JSON: a proxy's page, say
+        rejection = {}
+    if rejection.get("reason") == "geometry-mismatch":
+        return GeometryRejectedError(
+            message, str(rejection["frame_geometry"]), str(rejection["model_geometry"])
+        )
+    return ModelRequestRejectedError(message)
+
+
 @dataclass(frozen=True)
 class ModelAnswer:
     model_name: str
@@ -41,7 +64,7 @@ class ModelAnswer:
 
 
 def request_frame(events: list[Event]) -> PulseFrame:
-    """Whole events as one frame: the request body format of the model server."""
+    """Whole events of one geometry as one frame: the request body format of the model server."""
     n = len(events)
     return PulseFrame(
         source="worker",
@@ -54,6 +77,7 @@ def request_frame(events: list[Event]) -> PulseFrame:
         time=np.concatenate([e.time for e in events]),
         charge=np.concatenate([e.charge for e in events]),
         auxiliary=np.concatenate([e.auxiliary for e in events]),
+        geometry_id=events[0].geometry_id,
     )
 
 
@@ -115,5 +139,5 @@ class ModelClient:
         if response.status_code in RETRY_STATUS:
             return str(response.status_code)
         if response.status_code != 200:
-            raise ModelRequestRejectedError(f"{response.status_code}: {response.text[:500]}")
+            raise rejection_error(response)
         return response

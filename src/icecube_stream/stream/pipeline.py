@@ -17,7 +17,12 @@ from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Assembler, Event
 from icecube_stream.stream.frames import decode_frame
-from icecube_stream.stream.model_client import ModelAnswer, ModelClient, ModelRequestRejectedError
+from icecube_stream.stream.model_client import (
+    GeometryRejectedError,
+    ModelAnswer,
+    ModelClient,
+    ModelRequestRejectedError,
+)
 from icecube_stream.stream.schemas import PULSES, AvroCodec, MalformedMessageError, topic_specs
 from icecube_stream.stream.sinks import Incoming, Sinks, prediction_records
 from icecube_stream.stream.validation import rejection
@@ -36,6 +41,10 @@ class Pipeline:
         self.assemblers: dict[int, Assembler] = {}
         self.messages: dict[Hashable, Incoming] = {}
         self.outstanding: dict[Hashable, int] = {}
+        #: Reasons each unfinished message was dead-lettered for: one record per message and
+        #: reason, however many of its events (or requests) share it.
+        self.dead_lettered: dict[Hashable, set[str]] = {}
+        self.unknown_geometry_sources: set[str] = set()
         self.model_slots = asyncio.Semaphore(settings.model_concurrency)
 
     async def step(self, incoming: Sequence[Incoming]) -> list[Hashable]:
@@ -52,6 +61,8 @@ class Pipeline:
                                           error.detail)  # fmt: skip
                 finished.append(message.token)
                 continue
+            if frame.geometry_id is None:
+                self._unknown_geometry(frame.source)
             self.messages[message.token] = message
             self.outstanding[message.token] = frame.n_events
             events, duplicates = self._assembler(message.partition).add(frame, message.token, now)
@@ -66,6 +77,18 @@ class Pipeline:
             finished += await self._process(ready, now)
         return finished
 
+    def _unknown_geometry(self, source: str) -> None:
+        """Frames of the first schema version name no geometry: served as they are, counted,
+        and warned about once per source."""
+        metrics.WORKER_UNKNOWN_GEOMETRY.inc()
+        if source not in self.unknown_geometry_sources:
+            self.unknown_geometry_sources.add(source)
+            log.warning(
+                "frames from %r carry no geometry identity (an older emitter): they are "
+                "predicted, but nothing checks that they come from the model's detector",
+                source,
+            )
+
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker lost: their unacknowledged messages go to the new owner
         (steps still in flight may finish their events; those are then simply not acked)."""
@@ -75,6 +98,7 @@ class Pipeline:
         for token in [t for t, m in self.messages.items() if m.partition in lost]:
             self.messages.pop(token)
             self.outstanding.pop(token, None)
+            self.dead_lettered.pop(token, None)
 
     def _assembler(self, partition: int) -> Assembler:
         if partition not in self.assemblers:
@@ -93,9 +117,17 @@ class Pipeline:
             if problem is None:
                 valid.append(event)
             else:
-                finished += await self._reject(event, *problem)
+                finished += await self._reject([event], *problem)
+        # One request holds events of one geometry, so the server can refuse a detector whole.
+        by_geometry: dict[str | None, list[Event]] = {}
+        for event in valid:
+            by_geometry.setdefault(event.geometry_id, []).append(event)
         size = self.settings.model_batch_events
-        chunks = [valid[start : start + size] for start in range(0, len(valid), size)]
+        chunks = [
+            group[start : start + size]
+            for group in by_geometry.values()
+            for start in range(0, len(group), size)
+        ]
         results = await asyncio.gather(*(self._predict(chunk) for chunk in chunks))
         answered = [pair for pairs, _ in results for pair in pairs]
         finished += [token for _, rejected in results for token in rejected]
@@ -112,9 +144,15 @@ class Pipeline:
         try:
             async with self.model_slots:
                 answer = await self._retry_forever("model", self.model.predict, events)
+        except GeometryRejectedError as error:
+            hashes = (
+                ("dlq.frame_geometry", error.frame_geometry),
+                ("dlq.model_geometry", error.model_geometry),
+            )
+            return [], await self._reject(events, "geometry-mismatch", str(error), hashes)
         except ModelRequestRejectedError as error:
             if len(events) == 1:
-                return [], await self._reject(events[0], "model-rejected", str(error))
+                return [], await self._reject(events, "model-rejected", str(error))
             half = len(events) // 2  # find the offending event(s) without losing the rest
             first, second = await self._predict(events[:half]), await self._predict(events[half:])
             return first[0] + second[0], first[1] + second[1]
@@ -138,14 +176,29 @@ class Pipeline:
         metrics.WORKER_LAST_PROCESSED.set(written / 1e9)
         return self._finish_entries(t for e in events for t in e.tokens)
 
-    async def _reject(self, event: Event, reason: str, detail: str) -> list[Hashable]:
-        for token in event.tokens:
+    async def _reject(
+        self,
+        events: list[Event],
+        reason: str,
+        detail: str,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> list[Hashable]:
+        """Dead-letter the messages the events came in (one record per message and reason)."""
+        event_ids: dict[Hashable, list[int]] = {}
+        for event in events:
+            for token in event.tokens:
+                event_ids.setdefault(token, []).append(event.event_id)
+        for token, ids in event_ids.items():
             message = self.messages.get(token)
             if message is None:
                 continue  # its partition was revoked: the new owner handles it again
+            reasons = self.dead_lettered.setdefault(token, set())
+            if reason in reasons:
+                continue
             await self._retry_forever("dlq", self.sinks.dead_letter, message, reason, detail,
-                                      [event.event_id])  # fmt: skip
-        return self._finish_entries(event.tokens)
+                                      ids, headers)  # fmt: skip
+            reasons.add(reason)
+        return self._finish_entries(t for e in events for t in e.tokens)
 
     def _finish_entries(self, tokens: Iterable[Hashable]) -> list[Hashable]:
         """Count down each message's unfinished entries; those reaching zero are done."""
@@ -157,6 +210,7 @@ class Pipeline:
             if self.outstanding[token] == 0:
                 del self.outstanding[token]
                 del self.messages[token]
+                self.dead_lettered.pop(token, None)
                 done.append(token)
         return done
 

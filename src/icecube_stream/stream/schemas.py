@@ -1,7 +1,9 @@
 """Topic definitions and Avro value codecs, loaded from the checked-in `topics/` folder.
 
 Values are framed like Confluent's wire format (magic byte 0, big-endian int32 schema id, Avro
-binary), with the ids fixed in topics/topics.yaml. Nothing received is ever unpickled: a body
+binary), with the ids fixed in topics/topics.yaml. A topic's older schemas stay readable: their
+records are resolved into the current schema (new fields take their defaults), so a consumer
+sees one record shape whatever produced the message. Nothing received is ever unpickled: a body
 that does not decode with a known schema raises MalformedMessageError with a short reason code,
 which is what the dead-letter topic records.
 """
@@ -45,6 +47,8 @@ class TopicSpec:
     key_format: str
     value_schema_id: int | None
     value_schema: dict[str, Any] | None
+    #: Older value schemas by id, still decoded (into value_schema).
+    readable_schemas: dict[int, dict[str, Any]]
 
 
 def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
@@ -56,6 +60,10 @@ def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
         schema = None
         if "schema" in value:
             schema = json.loads((topics_dir / value["schema"]).read_text())
+        readable = {
+            int(old["schema_id"]): json.loads((topics_dir / old["schema"]).read_text())
+            for old in value.get("readable", [])
+        }
         specs[entry["name"]] = TopicSpec(
             name=entry["name"],
             partitions=int(entry["partitions"]),
@@ -64,23 +72,39 @@ def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
             key_format=entry["key"]["format"],
             value_schema_id=value.get("schema_id"),
             value_schema=schema,
+            readable_schemas=readable,
         )
     return specs
 
 
 class AvroCodec:
-    """Encode and decode one schema's records with the id header in front."""
+    """Encode records with the current schema; decode the current and any older readable one."""
 
-    def __init__(self, schema_id: int, schema: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        schema_id: int,
+        schema: dict[str, Any],
+        readable: dict[int, dict[str, Any]] | None = None,
+    ) -> None:
         self.schema_id = schema_id
         self.schema = fastavro.parse_schema(schema)
         self.header = HEADER.pack(MAGIC, schema_id)
+        self.writers = {schema_id: self.schema} | {
+            old_id: fastavro.parse_schema(old) for old_id, old in (readable or {}).items()
+        }
 
     @classmethod
     def for_topic(cls, spec: TopicSpec) -> AvroCodec:
         if spec.value_schema is None or spec.value_schema_id is None:
             raise ValueError(f"topic {spec.name} has no Avro value schema")
-        return cls(spec.value_schema_id, spec.value_schema)
+        return cls(spec.value_schema_id, spec.value_schema, spec.readable_schemas)
+
+    def encode_as(self, schema_id: int, record: dict[str, Any]) -> bytes:
+        """A record in an older readable schema: what a producer of that version sent."""
+        buffer = io.BytesIO()
+        buffer.write(HEADER.pack(MAGIC, schema_id))
+        fastavro.schemaless_writer(buffer, self.writers[schema_id], record)
+        return buffer.getvalue()
 
     def encode(self, record: dict[str, Any]) -> bytes:
         buffer = io.BytesIO()
@@ -94,14 +118,16 @@ class AvroCodec:
         magic, schema_id = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise MalformedMessageError("not-avro", f"first byte {magic:#04x}, expected 0x00")
-        if schema_id != self.schema_id:
+        writer = self.writers.get(schema_id)
+        if writer is None:
             raise MalformedMessageError(
-                "unknown-schema", f"schema id {schema_id}, this worker reads {self.schema_id}"
+                "unknown-schema", f"schema id {schema_id}, this worker reads {sorted(self.writers)}"
             )
+        reader = None if schema_id == self.schema_id else self.schema
         buffer = io.BytesIO(data)
         buffer.seek(HEADER.size)
         try:
-            record = fastavro.schemaless_reader(buffer, self.schema, None)
+            record = fastavro.schemaless_reader(buffer, writer, reader)
         except (EOFError, ValueError, UnicodeDecodeError, IndexError, struct.error) as error:
             raise MalformedMessageError(
                 "corrupt-body", f"Avro body does not decode: {error}"

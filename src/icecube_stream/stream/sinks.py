@@ -64,7 +64,11 @@ def prediction_records(
 
 
 def dlq_headers(
-    message: Incoming, reason: str, detail: str, event_ids: Sequence[int]
+    message: Incoming,
+    reason: str,
+    detail: str,
+    event_ids: Sequence[int],
+    extra: Sequence[tuple[str, str]] = (),
 ) -> list[tuple[str, bytes]]:
     headers = [
         ("dlq.reason", reason.encode()),
@@ -76,6 +80,7 @@ def dlq_headers(
     ]
     if event_ids:
         headers.append(("dlq.event_id", ",".join(map(str, event_ids)).encode()))
+    headers += [(name, value.encode()) for name, value in extra]
     return headers
 
 
@@ -144,10 +149,15 @@ class Sinks:
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
 
     async def dead_letter(
-        self, message: Incoming, reason: str, detail: str, event_ids: Sequence[int] = ()
+        self,
+        message: Incoming,
+        reason: str,
+        detail: str,
+        event_ids: Sequence[int] = (),
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         """The original bytes and key, with headers saying why and where they came from."""
-        headers = dlq_headers(message, reason, detail, event_ids)
+        headers = dlq_headers(message, reason, detail, event_ids, extra_headers)
         delivery = await self.producer.send(
             self.dlq_topic, message.value, key=message.key, headers=headers
         )

@@ -5,7 +5,7 @@ import pytest
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import DatasetWriter
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 
 
@@ -23,7 +23,7 @@ def isolated(stack: Settings) -> Settings:
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """500 simulated events in the Kaggle layout."""
     root = tmp_path_factory.mktemp("model-data")
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(root, geometry, events_per_file=250) as writer:
         for batch in Simulator(geometry, seed=21).iter_batches(500):
             writer.append(batch)

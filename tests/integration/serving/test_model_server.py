@@ -23,7 +23,7 @@ import torch
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.events.format import DatasetWriter, take_events
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.model.configs import get_config
 from icecube_stream.model.data import LabelledSet, labelled, load_events
@@ -99,7 +99,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("serving")
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(root / "data", geometry, events_per_file=400) as writer:
         for batch in Simulator(geometry, seed=5).iter_batches(300):
             writer.append(batch)

@@ -14,7 +14,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import concat_batches
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import emitter, topics
 from icecube_stream.stream.frames import decode_frame
@@ -55,7 +55,7 @@ def test_producing_without_topics_is_a_clear_error(isolated: Settings) -> None:
 
 def test_every_event_arrives_once_with_its_pulses(isolated: Settings) -> None:
     topics.apply(isolated)
-    batch = concat_batches(list(Simulator(generate_geometry(), seed=5).iter_batches(600)))
+    batch = concat_batches(list(Simulator(icecube_geometry(), seed=5).iter_batches(600)))
     settings = isolated.model_copy(update={"frame_max_events": 50, "frame_max_pulses": 400})
     report = emitter.emit(settings, [("sim", batch)])
     assert report.ok

@@ -12,7 +12,7 @@ from pymongo import MongoClient
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import DatasetWriter, EventDataset
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import topics
 from icecube_stream.stream.frames import decode_frame
@@ -30,7 +30,7 @@ def test_watch_sends_each_file_once_resumes_and_archives(stack: Settings, tmp_pa
     )
     topics.apply(settings)
     incoming, archive = tmp_path / "incoming", tmp_path / "archive"
-    geometry = generate_geometry()
+    geometry = icecube_geometry()
     with DatasetWriter(incoming, geometry, events_per_file=150) as writer:
         for batch in Simulator(geometry, seed=9).iter_batches(300):
             writer.append(batch)

@@ -3,13 +3,13 @@ from pathlib import Path
 import pytest
 
 from icecube_stream.events.format import DatasetWriter, EventBatch, concat_batches
-from icecube_stream.events.geometry import Geometry, generate_geometry
+from icecube_stream.events.geometry import Geometry, icecube_geometry
 from icecube_stream.events.simulator import Simulator
 
 
 @pytest.fixture(scope="session")
 def geometry() -> Geometry:
-    return generate_geometry()
+    return icecube_geometry()
 
 
 @pytest.fixture(scope="session")

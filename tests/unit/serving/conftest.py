@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from icecube_stream.config import Settings
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
@@ -25,7 +25,7 @@ def tiny_model() -> DirectionModel:
     return DirectionModel(
         FeatureConfig(max_pulses=16),
         NetworkConfig(d_model=16, n_context=1, ff_dim=32),
-        generate_geometry(),
+        icecube_geometry(),
     )
 
 

@@ -10,6 +10,7 @@ from icecube_stream.config import Settings
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.serving.app import RefusePickleMiddleware, create_app
 from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, Target
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.serving.request import parse_request
 from icecube_stream.stream.frames import encode_frame
 
@@ -69,7 +70,9 @@ def test_a_failed_load_keeps_the_serving_version(holder, registry) -> None:
 def test_predict_before_any_load_says_why(holder, registry, codec, make_frame) -> None:
     registry.broken.add("1")
     holder.reload()
-    request = parse_request(encode_frame(make_frame(), codec), None, codec, 5160, 1 << 20)
+    request = parse_request(
+        encode_frame(make_frame(), codec), None, codec, icecube_geometry(), 1 << 20
+    )
     with pytest.raises(ModelNotReadyError, match="artifact missing"):
         holder.predict(request)
 

@@ -3,6 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
+from icecube_stream.events.geometry import from_positions, icecube_geometry
 from icecube_stream.serving.request import BadRequestError, parse_request
 from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.schemas import AvroCodec
@@ -11,17 +12,18 @@ pytestmark = pytest.mark.unit
 
 LIMIT = 1 << 20
 OCTETS = "application/octet-stream"
+ICECUBE = icecube_geometry()
 
 
 def _refusal(body: bytes, codec: AvroCodec, content_type: str | None = OCTETS) -> BadRequestError:
     with pytest.raises(BadRequestError) as caught:
-        parse_request(body, content_type, codec, n_sensors=5160, max_body_bytes=LIMIT)
+        parse_request(body, content_type, codec, ICECUBE, max_body_bytes=LIMIT)
     return caught.value
 
 
 def test_a_valid_frame_gives_offsets_in_request_order(codec, make_frame) -> None:
     frame = make_frame((5, 9, 3))
-    request = parse_request(encode_frame(frame, codec), OCTETS, codec, 5160, LIMIT)
+    request = parse_request(encode_frame(frame, codec), OCTETS, codec, ICECUBE, LIMIT)
     assert request.event_id.tolist() == [100, 101, 102]
     assert request.offsets.tolist() == [0, 5, 14, 17]
     np.testing.assert_array_equal(request.charge, frame.charge)
@@ -30,7 +32,7 @@ def test_a_valid_frame_gives_offsets_in_request_order(codec, make_frame) -> None
 @pytest.mark.parametrize("content_type", [None, "application/octet-stream; charset=binary"])
 def test_missing_or_parametrised_octet_stream_is_accepted(codec, make_frame, content_type) -> None:
     body = encode_frame(make_frame(), codec)
-    assert parse_request(body, content_type, codec, 5160, LIMIT).n_events == 3
+    assert parse_request(body, content_type, codec, ICECUBE, LIMIT).n_events == 3
 
 
 def test_not_avro(codec) -> None:
@@ -72,7 +74,7 @@ def test_empty_body_and_too_large_body(codec, make_frame) -> None:
     assert _refusal(b"", codec).reason == "empty-body"
     body = encode_frame(make_frame(), codec)
     with pytest.raises(BadRequestError) as caught:
-        parse_request(body, OCTETS, codec, 5160, max_body_bytes=len(body) - 1)
+        parse_request(body, OCTETS, codec, ICECUBE, max_body_bytes=len(body) - 1)
     assert caught.value.status == 413
 
 
@@ -120,3 +122,24 @@ def test_split_events_are_refused(codec, make_frame) -> None:
     frame = make_frame((4,), n_parts=np.array([2], np.int32))
     error = _refusal(encode_frame(frame, codec), codec)
     assert error.reason == "split-event" and "whole events" in error.message
+
+
+def test_a_frame_of_another_geometry_gets_a_typed_rejection(codec, make_frame) -> None:
+    shifted = from_positions(ICECUBE.positions + [0.0, 0.0, 1.0])
+    frame = make_frame(geometry_id=shifted.identity)
+    error = _refusal(encode_frame(frame, codec), codec)
+    assert (error.status, error.reason) == (409, "geometry-mismatch")
+    assert error.rejection == {
+        "reason": "geometry-mismatch",
+        "frame_geometry": shifted.identity,
+        "model_geometry": ICECUBE.identity,
+    }
+    assert "replay" in error.message
+
+
+@pytest.mark.parametrize("geometry_id", [None, ICECUBE.identity])
+def test_frames_of_the_model_geometry_or_of_unknown_geometry_are_served(
+    codec, make_frame, geometry_id
+) -> None:
+    body = encode_frame(make_frame(geometry_id=geometry_id), codec)
+    assert parse_request(body, OCTETS, codec, ICECUBE, LIMIT).geometry_id == geometry_id

@@ -5,7 +5,7 @@ import pytest
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
 
 
@@ -15,7 +15,7 @@ def _make_batch(pulse_counts: list[int], seed: int = 0) -> EventBatch:
     counts = np.asarray(pulse_counts, np.int64)
     n = int(counts.sum())
     return EventBatch(
-        geometry=generate_geometry(),
+        geometry=icecube_geometry(),
         event_id=np.arange(1000, 1000 + counts.size, dtype=np.int64),
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         sensor_id=rng.integers(0, 5160, n).astype(np.int16),

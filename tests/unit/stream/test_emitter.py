@@ -1,7 +1,7 @@
 import pytest
 
 from icecube_stream.events.format import DatasetWriter, EventDataset, concat_batches
-from icecube_stream.events.geometry import generate_geometry
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import emitter
 from icecube_stream.stream.frames import frames_from_batch
@@ -15,7 +15,7 @@ def test_completed_events_counts_a_split_event_once(make_batch) -> None:  # type
 
 
 def test_dataset_batches_limit_and_loop(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    batch = concat_batches(list(Simulator(generate_geometry(), seed=6).iter_batches(120)))
+    batch = concat_batches(list(Simulator(icecube_geometry(), seed=6).iter_batches(120)))
     with DatasetWriter(tmp_path, batch.geometry, events_per_file=50) as writer:
         writer.append(batch)
     dataset = EventDataset(tmp_path)

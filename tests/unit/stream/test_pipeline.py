@@ -1,15 +1,23 @@
 """The worker step's delivery logic, with the model and the sinks replaced by recorders."""
 
 import asyncio
+import logging
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.events.geometry import from_positions, icecube_geometry
 from icecube_stream.stream.assembly import Event
 from icecube_stream.stream.frames import encode_frame, frames_from_batch
-from icecube_stream.stream.model_client import ModelAnswer, ModelRequestRejectedError
+from icecube_stream.stream.model_client import (
+    GeometryRejectedError,
+    ModelAnswer,
+    ModelRequestRejectedError,
+)
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.schemas import AvroCodec
 from icecube_stream.stream.sinks import Incoming
@@ -25,6 +33,11 @@ class RecordingModel:
     async def predict(self, events: list[Event]) -> ModelAnswer:
         ids = [e.event_id for e in events]
         self.calls.append(ids)
+        geometries = {e.geometry_id for e in events}
+        assert len(geometries) == 1, "a request mixes detectors"
+        (geometry,) = geometries
+        if geometry not in (None, icecube_geometry().identity):
+            raise GeometryRejectedError("409: geometry-mismatch", geometry, "the-model's")
         if self.refuse & set(ids):
             raise ModelRequestRejectedError("400: bad event")
         n = len(events)
@@ -36,12 +49,14 @@ class RecordingSinks:
     def __init__(self) -> None:
         self.predictions: list[dict[str, Any]] = []
         self.dead: list[tuple[int, str, tuple[int, ...]]] = []
+        self.headers: list[dict[str, str]] = []
 
     async def write_predictions(self, records: list[dict[str, Any]]) -> None:
         self.predictions += records
 
-    async def dead_letter(self, message: Incoming, reason: str, detail: str, ids=()) -> None:  # type: ignore[no-untyped-def]
+    async def dead_letter(self, message: Incoming, reason: str, detail: str, ids=(), headers=()) -> None:  # type: ignore[no-untyped-def]
         self.dead.append((message.offset, reason, tuple(ids)))
+        self.headers.append(dict(headers))
 
 
 @pytest.fixture
@@ -142,3 +157,46 @@ def test_revoked_partitions_forget_their_pending_parts(run, make_batch) -> None:
     assert pipeline.outstanding == {}
     assert pipeline.messages == {}
     assert 2 not in pipeline.assemblers
+
+
+def test_frames_of_another_detector_are_dead_lettered_once_each_with_both_geometries(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    pipeline, model, sinks, message, step = run
+    batch = make_batch([3] * 9)
+    shifted = from_positions(batch.geometry.positions + [1.0, 0.0, 0.0])
+    frames = list(frames_from_batch(replace(batch, geometry=shifted), "b", 3, 100))
+    messages = [message(f) for f in frames]
+    # model_batch_events is 4: requests straddle frames, yet each frame gets one record.
+    assert sorted(step(*messages)) == sorted(m.token for m in messages)
+    assert [len(c) for c in model.calls] == [4, 4, 1]
+    assert sorted(offset for offset, _, _ in sinks.dead) == [m.offset for m in messages]
+    assert {reason for _, reason, _ in sinks.dead} == {"geometry-mismatch"}
+    assert all(
+        h == {"dlq.frame_geometry": shifted.identity, "dlq.model_geometry": "the-model's"}
+        for h in sinks.headers
+    )
+    assert sinks.predictions == []
+    assert pipeline.outstanding == {} and pipeline.dead_lettered == {}
+
+
+def test_old_schema_frames_are_predicted_counted_and_warned_about_once_per_source(
+    run, make_batch, frame_codec, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    frames = list(frames_from_batch(make_batch([3, 3, 3, 3]), "old-emitter", 2, 100))
+    old = [
+        frame_codec.encode_as(1, {k: v for k, v in _record(f, frame_codec).items()
+                                  if k != "geometry_id"})
+        for f in frames
+    ]  # fmt: skip
+    before = metrics.WORKER_UNKNOWN_GEOMETRY._value.get()
+    with caplog.at_level(logging.WARNING):
+        step(*(message(data) for data in old))
+    assert sorted(p["event_id"] for p in sinks.predictions) == [1000, 1001, 1002, 1003]
+    assert metrics.WORKER_UNKNOWN_GEOMETRY._value.get() - before == len(frames)
+    warnings = [r for r in caplog.records if "no geometry identity" in r.getMessage()]
+    assert len(warnings) == 1 and "old-emitter" in warnings[0].getMessage()
+
+
+def _record(frame, codec):  # type: ignore[no-untyped-def]
+    """The Avro record of a frame as the current schema writes it."""
+    return codec.decode(encode_frame(frame, codec))
