@@ -683,7 +683,7 @@ app.add_typer(dlq_app, name="dlq")
 def dlq_replay(
     reason: Annotated[
         str | None,
-        typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch (default: all)."),
+        typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch [all]."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:

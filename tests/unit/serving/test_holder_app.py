@@ -7,10 +7,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from icecube_stream.config import Settings
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.serving.app import RefusePickleMiddleware, create_app
 from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, Target
-from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.serving.request import parse_request
 from icecube_stream.stream.frames import encode_frame
 

@@ -125,7 +125,7 @@ def test_split_events_are_refused(codec, make_frame) -> None:
 
 
 def test_a_frame_of_another_geometry_gets_a_typed_rejection(codec, make_frame) -> None:
-    shifted = from_positions(ICECUBE.positions + [0.0, 0.0, 1.0])
+    shifted = from_positions(ICECUBE.positions + np.array([0.0, 0.0, 1.0]))
     frame = make_frame(geometry_id=shifted.identity)
     error = _refusal(encode_frame(frame, codec), codec)
     assert (error.status, error.reason) == (409, "geometry-mismatch")

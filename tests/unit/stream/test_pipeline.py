@@ -54,7 +54,9 @@ class RecordingSinks:
     async def write_predictions(self, records: list[dict[str, Any]]) -> None:
         self.predictions += records
 
-    async def dead_letter(self, message: Incoming, reason: str, detail: str, ids=(), headers=()) -> None:  # type: ignore[no-untyped-def]
+    async def dead_letter(
+        self, message: Incoming, reason: str, detail: str, ids=(), headers=()
+    ) -> None:  # type: ignore[no-untyped-def]
         self.dead.append((message.offset, reason, tuple(ids)))
         self.headers.append(dict(headers))
 
@@ -159,10 +161,12 @@ def test_revoked_partitions_forget_their_pending_parts(run, make_batch) -> None:
     assert 2 not in pipeline.assemblers
 
 
-def test_frames_of_another_detector_are_dead_lettered_once_each_with_both_geometries(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+def test_frames_of_another_detector_are_dead_lettered_once_each_with_both_geometries(
+    run, make_batch
+) -> None:  # type: ignore[no-untyped-def]
     pipeline, model, sinks, message, step = run
     batch = make_batch([3] * 9)
-    shifted = from_positions(batch.geometry.positions + [1.0, 0.0, 0.0])
+    shifted = from_positions(batch.geometry.positions + np.array([1.0, 0.0, 0.0]))
     frames = list(frames_from_batch(replace(batch, geometry=shifted), "b", 3, 100))
     messages = [message(f) for f in frames]
     # model_batch_events is 4: requests straddle frames, yet each frame gets one record.

@@ -1,0 +1,145 @@
+"""The real detector through the whole pipeline: IceCube's geometry is predicted, a detector
+1 m off is refused frame by frame (and can be replayed), frames without a geometry identity
+(the first schema version) are still predicted and counted."""
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from confluent_kafka import Consumer, Producer
+from pymongo import MongoClient
+
+from icecube_stream.config import Settings, settings_env
+from icecube_stream.events.format import GEOMETRY_FILE, DatasetWriter, EventBatch, take_events
+from icecube_stream.events.geometry import ICECUBE_GEOMETRY_ID, from_positions, load_geometry
+from icecube_stream.stream.frames import encode_frame, frames_from_batch
+from icecube_stream.stream.schemas import DLQ, PULSES, AvroCodec, topic_specs
+from support import wait_for
+
+pytestmark = pytest.mark.e2e
+
+SHARED_GEOMETRY = Path(__file__).resolve().parents[3] / "shared" / "data" / GEOMETRY_FILE
+FIRST = 7000  # events of the session's simulated set used here, away from the other module
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "icecube_stream", *args],
+        env={**os.environ, **settings_env(settings), "ICECUBE_EMITTER_METRICS_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def data_set(root: Path, batch: EventBatch) -> Path:
+    """The events as a Kaggle-layout folder with their geometry's sensor_geometry.csv."""
+    with DatasetWriter(root, batch.geometry, events_per_file=10_000) as writer:
+        writer.append(batch)
+    return root
+
+
+def mongo(settings: Settings):  # type: ignore[no-untyped-def]
+    return MongoClient(settings.mongo_url)[settings.mongo_database][settings.mongo_collection]
+
+
+def mismatches(settings: Settings, group: str, expected: int) -> list[dict[str, str]]:
+    """Headers of the geometry-mismatch DLQ records, read from the start until `expected` are
+    in and nothing more came for 3 s (so a duplicate would be seen)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([settings.topic(DLQ)])
+    found: list[dict[str, str]] = []
+    deadline = time.monotonic() + 120
+    idle = 0
+    try:
+        while len(found) < expected or idle < 3:
+            assert time.monotonic() < deadline, f"DLQ so far: {found}"
+            batch = consumer.consume(100, timeout=1)
+            idle = 0 if batch else idle + 1
+            for message in batch:
+                headers = {k: v.decode() for k, v in message.headers() or []}
+                if headers["dlq.reason"] == "geometry-mismatch":
+                    found.append(headers)
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.mark.skipif(not SHARED_GEOMETRY.is_file(), reason="../shared/data not beside the checkout")
+def test_a_data_set_of_the_real_geometry_is_predicted(
+    pipeline: Settings, events: EventBatch, tmp_path: Path
+) -> None:
+    batch = take_events(events, FIRST, FIRST + 300)
+    root = data_set(tmp_path / "icecube", batch)
+    (root / GEOMETRY_FILE).write_bytes(SHARED_GEOMETRY.read_bytes())
+    assert load_geometry(root / GEOMETRY_FILE).identity == ICECUBE_GEOMETRY_ID
+    produced = cli(pipeline, "produce", "--data", str(root))
+    assert produced.returncode == 0, produced.stderr
+    ids = batch.event_id.tolist()
+    wait_for(lambda: mongo(pipeline).count_documents({"_id": {"$in": ids}}) == len(ids), 120,
+             "a prediction for every event")  # fmt: skip
+    served = httpx.get(f"{pipeline.model_server_url}/model").json()
+    assert served["geometry_id"] == ICECUBE_GEOMETRY_ID
+
+
+def test_a_detector_one_metre_off_is_dead_lettered_per_frame_and_can_be_replayed(
+    pipeline: Settings, events: EventBatch, tmp_path: Path
+) -> None:
+    batch = take_events(events, FIRST + 300, FIRST + 600)
+    off = from_positions(batch.geometry.positions + np.array([1.0, 0.0, 0.0]))
+    root = data_set(tmp_path / "off", replace(batch, geometry=off))
+    n_frames = len(list(frames_from_batch(batch, "x", pipeline.frame_max_events, 1 << 20)))
+    assert n_frames >= 3
+    produced = cli(pipeline, "produce", "--data", str(root))
+    assert produced.returncode == 0, produced.stderr
+
+    records = mismatches(pipeline, "geometry-check", n_frames)
+    assert len(records) == n_frames
+    assert {r["dlq.frame_geometry"] for r in records} == {off.identity}
+    assert {r["dlq.model_geometry"] for r in records} == {ICECUBE_GEOMETRY_ID}
+    assert sorted(int(i) for r in records for i in r["dlq.event_id"].split(",")) == sorted(
+        batch.event_id.tolist()
+    )
+    assert mongo(pipeline).count_documents({"_id": {"$in": batch.event_id.tolist()}}) == 0
+
+    replayed = cli(pipeline, "dlq", "replay", "--reason", "geometry-mismatch", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert f'"replayed": {n_frames}' in replayed.stdout
+    # Still the wrong detector for this model: refused again, one more record per frame.
+    assert len(mismatches(pipeline, "geometry-after-replay", 2 * n_frames)) == 2 * n_frames
+
+
+def test_frames_of_the_first_schema_are_predicted_and_counted(
+    pipeline: Settings, events: EventBatch
+) -> None:
+    batch = take_events(events, FIRST + 600, FIRST + 700)
+    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    metrics_url = pipeline.worker_metrics_url
+
+    def unknown_frames() -> float:
+        for line in httpx.get(metrics_url).text.splitlines():
+            if line.startswith("icecube_worker_unknown_geometry_frames_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    before = unknown_frames()
+    producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
+    frames = list(frames_from_batch(batch, "old-emitter", 32, 1 << 20))
+    for frame in frames:
+        record = codec.decode(encode_frame(frame.stamped(time.time_ns()), codec))
+        del record["geometry_id"]
+        producer.produce(pipeline.topic(PULSES), key=frame.key, value=codec.encode_as(1, record))
+    assert producer.flush(30) == 0
+    ids = batch.event_id.tolist()
+    wait_for(lambda: mongo(pipeline).count_documents({"_id": {"$in": ids}}) == len(ids), 120,
+             "predictions of the old-schema frames")  # fmt: skip
+    wait_for(lambda: unknown_frames() - before >= len(frames), 30, "the unknown-geometry count")
+    assert unknown_frames() - before == len(frames)
