@@ -5,9 +5,11 @@ direction) -> expected photo-electrons at every DOM from Cherenkov geometry and 
 layered ice -> Poisson counts -> arrival times (direct Cherenkov time + Pandel-distributed
 scattering delay + PMT jitter) -> photons merged into pulses -> dark noise over the readout
 window, PMT afterpulses -> HLC/SLC local coincidence (SLC = `auxiliary`) -> SMT8 trigger and
-readout window. Truth goes with each event: direction, `event_type`, `energy` (GeV, neutrino),
-and the vertex (`vertex_x/y/z`, m; for incoming tracks the point of closest approach to the
-centre) with the Kaggle-axis time the particle passes it (`vertex_time`, ns).
+readout window. The attenuation and the Pandel delay both follow the ice at the hit DOM's depth
+(`events.ice`: SPICE Mie scattering and absorption, with the main dust layer). Truth goes with
+each event: direction, `event_type`, `energy` (GeV, neutrino), and the vertex
+(`vertex_x/y/z`, m; for incoming tracks the point of closest approach to the centre) with the
+Kaggle-axis time the particle passes it (`vertex_time`, ns).
 
 Speed comes from doing every step for a whole chunk of candidate events at once: expected
 charges are (events x DOMs) float32 arrays, photons and pulses are flat arrays sorted by
@@ -26,6 +28,7 @@ from numpy.typing import NDArray
 
 from icecube_stream.events.format import EventBatch, take_events
 from icecube_stream.events.geometry import Geometry
+from icecube_stream.events.ice import dom_optics
 
 F32 = np.float32
 C_VACUUM = 0.299792458  # m/ns
@@ -34,10 +37,6 @@ N_GROUP = 1.356
 COS_CHERENKOV = 1.0 / N_PHASE
 SIN_CHERENKOV = float(np.sqrt(1.0 - COS_CHERENKOV**2))
 TAN_CHERENKOV = SIN_CHERENKOV / COS_CHERENKOV
-PANDEL_TAU_NS = 557.0
-PANDEL_LAMBDA_M = 33.3
-PANDEL_ABSORPTION_M = 98.0
-PANDEL_RATE = 1.0 / PANDEL_TAU_NS + (C_VACUUM / N_GROUP) / PANDEL_ABSORPTION_M  # 1/ns
 
 EVENT_TYPES = ("track", "starting_track", "cascade")
 TRACK, STARTING, CASCADE = 0, 1, 2
@@ -69,12 +68,9 @@ class SimulationConfig:
     cascade_half_height_m: float = 560.0
     # Light yield: photo-electrons at 1 m before attenuation (tracks per sqrt(m), cascades per
     # GeV deposited); set so pulses per event and charges sit in the real ranges.
-    track_yield: float = 6.5
-    cascade_yield_per_gev: float = 1.7
+    track_yield: float = 8.0
+    cascade_yield_per_gev: float = 2.1
     muon_critical_energy_gev: float = 700.0
-    attenuation_clear_m: float = 42.0
-    attenuation_deep_m: float = 55.0
-    attenuation_dust_m: float = 18.0
     high_qe_efficiency: float = 1.35
     noise_rate_hz: float = 450.0
     high_qe_noise_rate_hz: float = 650.0
@@ -90,9 +86,11 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class IceModel:
-    """Per-DOM optical properties derived once from the geometry."""
+    """Per-DOM optical properties derived once from the geometry (the ice at each DOM's depth)."""
 
     neg_inv_attenuation: NDArray[np.float32]  # -1 / attenuation length (1/m)
+    inv_pandel_lambda: NDArray[np.float64]  # 1 / Pandel scattering length (1/m)
+    pandel_scale_ns: NDArray[np.float64]  # 1 / Pandel rate: the Gamma delay's scale
     positions_t: NDArray[np.float32]  # (3, n_doms)
     positions_sq: NDArray[np.float32]  # |r|^2 per DOM
     efficiency: NDArray[np.float32]
@@ -105,29 +103,16 @@ class IceModel:
 
     @classmethod
     def build(cls, geometry: Geometry, config: SimulationConfig) -> IceModel:
-        z = geometry.positions[:, 2]
-        # Clear ice above the dust layer, the dust layer at z ~ -50..-150 m, and the clearest
-        # ice below it (where DeepCore sits); smooth edges avoid artificial steps.
-        table_z = np.array([-700.0, -170.0, -140.0, -110.0, -80.0, -40.0, 700.0])
-        table_att = np.array(
-            [
-                config.attenuation_deep_m,
-                config.attenuation_deep_m,
-                config.attenuation_dust_m,
-                config.attenuation_dust_m,
-                config.attenuation_dust_m,
-                config.attenuation_clear_m,
-                config.attenuation_clear_m,
-            ]
-        )
-        neg_inv_attenuation = (-1.0 / np.interp(z, table_z, table_att)).astype(F32)
+        optics = dom_optics(geometry.positions[:, 2], C_VACUUM / N_GROUP)
         efficiency = np.where(geometry.high_qe, config.high_qe_efficiency, 1.0).astype(F32)
         rates = np.where(geometry.high_qe, config.high_qe_noise_rate_hz, config.noise_rate_hz)
         total = float(rates.sum())
         cdf = np.cumsum(rates) / total if total > 0 else np.linspace(0, 1, rates.size)
         positions = geometry.positions.astype(F32)
         return cls(
-            neg_inv_attenuation=neg_inv_attenuation,
+            neg_inv_attenuation=(-1.0 / optics.attenuation_m).astype(F32),
+            inv_pandel_lambda=1.0 / optics.pandel_lambda_m,
+            pandel_scale_ns=1.0 / optics.pandel_rate_per_ns,
             positions_t=np.ascontiguousarray(positions.T),
             positions_sq=np.sum(positions * positions, axis=1),
             efficiency=efficiency,
@@ -444,21 +429,17 @@ def _photons_to_pulses(
     )
     counts = rng.poisson(mean_pe)
     hit = counts > 0
-    event, dom, t_geo, distance, counts = (
-        event[hit],
-        dom[hit],
-        t_geo[hit],
-        distance[hit],
-        counts[hit],
-    )
+    event, dom, t_geo, counts = event[hit], dom[hit], t_geo[hit], counts[hit]
+    # Pandel delay with the ice at the DOM: shape distance / lambda, scale 1 / rate.
+    shape = np.maximum(distance[hit] * ice.inv_pandel_lambda[dom], 1e-3)
+    scale = ice.pandel_scale_ns[dom]
     # Very bright DOMs: simulate at most `max_photons_per_dom` photons, each carrying its share
     # of the charge, so cost stays bounded while the arrival-time shape is kept.
     sampled = np.minimum(counts, config.max_photons_per_dom)
     weight = np.repeat(counts / sampled, sampled)
     event = np.repeat(event, sampled)
     dom = np.repeat(dom, sampled)
-    shape = np.maximum(np.repeat(distance, sampled) / PANDEL_LAMBDA_M, 1e-3)
-    delay = rng.gamma(shape, 1.0 / PANDEL_RATE)
+    delay = rng.gamma(np.repeat(shape, sampled), np.repeat(scale, sampled))
     time = np.repeat(t_geo, sampled) + delay + rng.normal(0.0, config.jitter_ns, delay.size)
     charge = _spe_charges(rng, time.size) * weight
     event, dom, time, charge = _add_afterpulses(
@@ -549,9 +530,12 @@ def simulate_chunk(
         sources.add(points, _cascade_light(ice, inter, points, config.min_expected_pe))
     pulses = _photons_to_pulses(rng, sources, n_candidates, ice, config)
 
+    # Whole nanoseconds from here on, so the HLC test and the written times see the same time
+    # differences (rounding against two different offsets could put a 1 us pair either side).
+    ticks = np.rint(pulses.time)
     base = np.full(n_candidates, np.inf)
-    np.minimum.at(base, pulses.event, pulses.time)
-    time_rel = np.rint(pulses.time - base[pulses.event]).astype(np.int64)
+    np.minimum.at(base, pulses.event, ticks)
+    time_rel = (ticks - base[pulses.event]).astype(np.int64)
     hlc = _local_coincidence(geometry, pulses.event, pulses.dom, time_rel)
     triggered, trig_start, trig_stop = _trigger(
         pulses.event, pulses.dom, pulses.time, hlc, n_candidates
@@ -562,8 +546,8 @@ def simulate_chunk(
     keep = triggered[pulses.event]
     keep &= (pulses.time >= window_lo[pulses.event]) & (pulses.time <= window_hi[pulses.event])
     event = pulses.event[keep]
-    shift = config.window_start_ns - window_lo  # Kaggle time = simulated time + shift
-    time = np.rint(pulses.time[keep] + shift[event]).astype(np.int64)
+    shift = np.rint(config.window_start_ns - window_lo)  # Kaggle time = simulated time + shift
+    time = (ticks[keep] + shift[event]).astype(np.int64)
     order = np.lexsort((time, event))
     event, time = event[order], time[order]
     sensor = pulses.dom[keep][order]

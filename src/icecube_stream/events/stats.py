@@ -3,6 +3,12 @@
 The reference column is the description of ten real events of the Kaggle batch_1 (DESIGN.md,
 "What real events look like") plus the calibration targets of the simulator; it exists so that
 anyone can see at a glance whether a simulated (or newly dropped-in real) data set is sane.
+
+The depth profile splits the pulses by the hit sensor's z into the ice above the main dust
+layer, the dust layer and the clear ice below it (docs/ice.md). It looks at HLC pulses only:
+noise is spread evenly over the detector and would blur the difference. Dust shows up as
+fewer hit DOMs; the charge and timing of the hits that do happen change less, because a dusty
+DOM is hit mostly when the light starts close to it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.events.format import EventBatch
+from icecube_stream.events.ice import DUST_LAYER_Z_M
 
 #: (key, label, real-event reference) in display order.
 REFERENCE: tuple[tuple[str, str, str], ...] = (
@@ -33,6 +40,46 @@ REFERENCE: tuple[tuple[str, str, str], ...] = (
 )
 _MAX_CHARGES = 2_000_000
 
+#: (key, label) of the depth bands, bottom to top: the order `np.digitize` numbers them in.
+DEPTH_BANDS: tuple[tuple[str, str], ...] = (
+    ("below_dust", f"below the dust (z < {DUST_LAYER_Z_M[0]:.0f} m)"),
+    ("dust_layer", f"dust layer ({DUST_LAYER_Z_M[0]:.0f} < z < {DUST_LAYER_Z_M[1]:.0f} m)"),
+    ("above_dust", f"above the dust (z > {DUST_LAYER_Z_M[1]:.0f} m)"),
+)
+#: (key, label, real-ice reference) of the per-band figures, shown one row per figure.
+DEPTH_REFERENCE: tuple[tuple[str, str, str], ...] = (
+    ("hit_dom_percent", "DOMs with an HLC hit / event (% of band)", "fewest in the dust layer"),
+    ("hlc_charge_median_pe", "HLC pulse charge, median (p.e.)", "-"),
+    ("hlc_delay_median_ns", "HLC pulse after event's first HLC, median (ns)", "-"),
+)
+_MAX_DEPTH_SAMPLES = 1_000_000  # per band, enough for a median
+
+
+@dataclass(frozen=True)
+class DepthBand:
+    """HLC pulses on the sensors of one depth band, summed over a data set."""
+
+    key: str
+    label: str
+    sensors: int
+    sensor_z: tuple[float, float] | None  # lowest and highest sensor z in the band (m)
+    hit_doms: int  # (event, DOM) pairs with at least one HLC pulse
+    charges: NDArray[np.float64]  # prefix samples, enough for a median
+    delays: NDArray[np.float64]
+
+    def as_dict(self, n_events: int) -> dict[str, Any]:
+        def median(values: NDArray[np.float64]) -> float | None:
+            return float(np.median(values)) if values.size else None
+
+        return {
+            "label": self.label,
+            "sensors": self.sensors,
+            "sensor_z_m": list(self.sensor_z) if self.sensor_z else None,
+            "hit_dom_percent": 100.0 * self.hit_doms / max(self.sensors * n_events, 1),
+            "hlc_charge_median_pe": median(self.charges),
+            "hlc_delay_median_ns": median(self.delays),
+        }
+
 
 @dataclass(frozen=True)
 class DatasetStats:
@@ -43,6 +90,7 @@ class DatasetStats:
     aux_fraction: NDArray[np.float64]
     charges: NDArray[np.float64]  # a prefix sample, enough for a median
     type_counts: dict[str, int]
+    depth: tuple[DepthBand, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         if self.pulses.size == 0:
@@ -66,6 +114,7 @@ class DatasetStats:
             "aux_fraction_p5_p95": span(self.aux_fraction),
             "charge_median_pe": float(np.median(self.charges)),
             "event_types": dict(self.type_counts),
+            "depth_profile": {band.key: band.as_dict(self.pulses.size) for band in self.depth},
         }
 
 
@@ -75,13 +124,78 @@ def _distinct_sensors(batch: EventBatch) -> NDArray[np.int64]:
     return np.bincount(keys // batch.geometry.n_sensors, minlength=batch.n_events).astype(np.int64)
 
 
+def _band_of(z: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Index into DEPTH_BANDS for each height z."""
+    return np.digitize(z, DUST_LAYER_Z_M).astype(np.int64)
+
+
+class _DepthAccumulator:
+    """Per-band HLC hit counts and charge/delay samples, batch by batch."""
+
+    def __init__(self) -> None:
+        n = len(DEPTH_BANDS)
+        self.hit_doms = np.zeros(n, dtype=np.int64)
+        self.charges: list[list[NDArray[np.float64]]] = [[] for _ in range(n)]
+        self.delays: list[list[NDArray[np.float64]]] = [[] for _ in range(n)]
+        self.kept = np.zeros(n, dtype=np.int64)
+        self.sensor_z: NDArray[np.float64] | None = None
+
+    def add(self, batch: EventBatch) -> None:
+        if self.sensor_z is None:
+            self.sensor_z = batch.geometry.positions[:, 2]
+        event = np.repeat(np.arange(batch.n_events), batch.pulse_counts)
+        hlc = np.flatnonzero(~batch.auxiliary)
+        event, sensor = event[hlc], batch.sensor_id[hlc].astype(np.int64)
+        time, charge = batch.time[hlc].astype(np.float64), batch.charge[hlc]
+        first = np.full(batch.n_events, np.inf)
+        np.minimum.at(first, event, time)
+        band = _band_of(batch.geometry.positions[sensor, 2])
+        pairs = np.unique(event * batch.geometry.n_sensors + sensor)
+        pair_band = _band_of(batch.geometry.positions[pairs % batch.geometry.n_sensors, 2])
+        self.hit_doms += np.bincount(pair_band, minlength=len(DEPTH_BANDS))
+        for b in range(len(DEPTH_BANDS)):
+            room = _MAX_DEPTH_SAMPLES - int(self.kept[b])
+            if room <= 0:
+                continue
+            sel = np.flatnonzero(band == b)[:room]
+            self.charges[b].append(charge[sel])
+            self.delays[b].append(time[sel] - first[event[sel]])
+            self.kept[b] += sel.size
+
+    def bands(self) -> tuple[DepthBand, ...]:
+        if self.sensor_z is None:
+            return ()
+        sensor_band = _band_of(self.sensor_z)
+        result = []
+        for b, (key, label) in enumerate(DEPTH_BANDS):
+            z = self.sensor_z[sensor_band == b]
+            result.append(
+                DepthBand(
+                    key=key,
+                    label=label,
+                    sensors=int(z.size),
+                    sensor_z=(float(z.min()), float(z.max())) if z.size else None,
+                    hit_doms=int(self.hit_doms[b]),
+                    charges=_cat(self.charges[b], np.float64),
+                    delays=_cat(self.delays[b], np.float64),
+                )
+            )
+        return tuple(result)
+
+
+def _cat(parts: list[NDArray[Any]], dtype: type) -> NDArray[Any]:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
 def compute_stats(
     batches: Iterable[EventBatch], on_batch: Callable[[int], None] | None = None
 ) -> DatasetStats:
     pulses, sensors, first, last, aux, charges = [], [], [], [], [], []
     kept_charges = 0
     type_counts: dict[str, int] = {}
+    depth = _DepthAccumulator()
     for batch in batches:
+        depth.add(batch)
         starts = batch.offsets[:-1]
         counts = batch.pulse_counts
         pulses.append(counts)
@@ -101,17 +215,15 @@ def compute_stats(
         if on_batch is not None:
             on_batch(batch.n_events)
 
-    def cat(parts: list[NDArray[Any]], dtype: type) -> NDArray[Any]:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
     return DatasetStats(
-        pulses=cat(pulses, np.int64),
-        sensors=cat(sensors, np.int64),
-        first_time=cat(first, np.int64),
-        last_time=cat(last, np.int64),
-        aux_fraction=cat(aux, np.float64),
-        charges=cat(charges, np.float64),
+        pulses=_cat(pulses, np.int64),
+        sensors=_cat(sensors, np.int64),
+        first_time=_cat(first, np.int64),
+        last_time=_cat(last, np.int64),
+        aux_fraction=_cat(aux, np.float64),
+        charges=_cat(charges, np.float64),
         type_counts=type_counts,
+        depth=depth.bands(),
     )
 
 
@@ -126,8 +238,20 @@ def format_value(value: Any) -> str:
 
 
 def stats_rows(stats: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(label, this data set, real reference) rows for printing."""
-    return [
+    """(label, this data set, real reference) rows for printing; the depth profile adds one row
+    per figure with the bands side by side (above / dust / below)."""
+    rows = [
         (label, format_value(stats[key]) if key in stats else "-", reference)
         for key, label, reference in REFERENCE
     ]
+    profile = stats.get("depth_profile") or {}
+    order = [key for key, _ in reversed(DEPTH_BANDS) if key in profile]
+    if order:
+        bottom, top = (f"{z:.0f}" for z in DUST_LAYER_Z_M)
+        bands = f"z > {top} / {bottom} to {top} / < {bottom} m"
+        rows.append(("depth bands, by the hit sensor", "above / dust / below", bands))
+    for key, label, reference in DEPTH_REFERENCE if order else ():
+        values = [profile[band][key] for band in order]
+        shown = " / ".join("-" if v is None else format_value(float(v)) for v in values)
+        rows.append((label, shown, reference))
+    return rows

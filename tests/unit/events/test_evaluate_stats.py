@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from icecube_stream.cli import app
 from icecube_stream.events.evaluate import evaluate, get_reconstructor
 from icecube_stream.events.format import EventBatch, EventDataset, take_events
-from icecube_stream.events.stats import compute_stats, stats_rows
+from icecube_stream.events.stats import DEPTH_REFERENCE, REFERENCE, compute_stats, stats_rows
 
 pytestmark = pytest.mark.unit
 
@@ -77,6 +77,41 @@ def test_stats_agree_with_a_direct_computation(simulated: EventBatch) -> None:
     assert len(np.unique(simulated.sensor_id[sl])) <= counts[k]
     rows = stats_rows(stats)
     assert len(rows) >= 10 and all(len(r) == 3 for r in rows)
+
+
+def test_stats_show_the_dust_layer_in_a_depth_profile(simulated: EventBatch) -> None:
+    halves = [take_events(simulated, 0, 700), take_events(simulated, 700, 1500)]
+    stats = compute_stats(halves).as_dict()
+    profile = stats["depth_profile"]
+    assert list(profile) == ["below_dust", "dust_layer", "above_dust"]
+    g = simulated.geometry
+    assert sum(band["sensors"] for band in profile.values()) == g.n_sensors
+    # The dust band against a direct computation over both halves at once.
+    z = g.positions[:, 2]
+    in_dust = (z >= -150.0) & (z < 0.0)
+    event = np.repeat(np.arange(simulated.n_events), simulated.pulse_counts)
+    hlc = ~simulated.auxiliary
+    first_hlc = np.full(simulated.n_events, np.inf)
+    np.minimum.at(first_hlc, event[hlc], simulated.time[hlc])
+    sel = hlc & in_dust[simulated.sensor_id]
+    pairs = np.unique(event[sel] * g.n_sensors + simulated.sensor_id[sel]).size
+    dust = profile["dust_layer"]
+    assert dust["hit_dom_percent"] == pytest.approx(100 * pairs / (in_dust.sum() * 1500))
+    assert dust["hlc_charge_median_pe"] == np.median(simulated.charge[sel])
+    assert dust["hlc_delay_median_ns"] == np.median(simulated.time[sel] - first_hlc[event[sel]])
+    assert -150.0 <= dust["sensor_z_m"][0] < dust["sensor_z_m"][1] < 0.0
+    # Murky ice: far fewer of its DOMs see light than above or below it.
+    hits = {key: band["hit_dom_percent"] for key, band in profile.items()}
+    assert hits["dust_layer"] < 0.5 * min(hits["above_dust"], hits["below_dust"]), hits
+    # It is in the printed table and in strict JSON.
+    rows = {label: value for label, value, _ in stats_rows(stats)}
+    assert rows["depth bands, by the hit sensor"] == "above / dust / below"
+    shown = [float(v.replace(",", "")) for v in rows[DEPTH_REFERENCE[0][1]].split(" / ")]
+    assert shown == pytest.approx(
+        [hits[k] for k in ("above_dust", "dust_layer", "below_dust")], abs=0.006
+    )
+    json.dumps(stats, allow_nan=False)
+    assert len(stats_rows(compute_stats([]).as_dict())) == len(REFERENCE)
 
 
 def test_cli_simulate_evaluate_stats(tmp_path: Path) -> None:

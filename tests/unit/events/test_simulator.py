@@ -3,11 +3,15 @@ import pytest
 
 from icecube_stream.events.format import EventBatch, concat_batches
 from icecube_stream.events.geometry import Geometry
+from icecube_stream.events.ice import DUST_LAYER_Z_M
 from icecube_stream.events.simulator import (
     EVENT_TYPES,
+    IceModel,
     SimulationConfig,
     Simulator,
+    _photons_to_pulses,
     _sample_interactions,
+    _Sources,
 )
 from icecube_stream.events.stats import compute_stats
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
@@ -166,3 +170,56 @@ def test_linefit_points_bright_tracks_well(geometry: Geometry) -> None:
         angles_to_vector(cascades.azimuth, cascades.zenith),
     )
     assert np.median(errors_c) > 3 * np.median(errors)
+
+
+def test_cascades_light_fewer_doms_in_the_dust_than_in_clear_ice_at_equal_distance(
+    simulated: EventBatch,
+) -> None:
+    # Standard DOMs 50-100 m from a cascade vertex: how often does each band see an HLC hit? In
+    # a uniform medium the three would agree within statistics.
+    g = simulated.geometry
+    cascades = np.flatnonzero(simulated.extra["event_type"] == "cascade")
+    vertex = np.column_stack([simulated.extra[f"vertex_{a}"] for a in "xyz"])[cascades]
+    sq = np.zeros((cascades.size, g.n_sensors))
+    for axis in range(3):
+        sq += (g.positions[None, :, axis] - vertex[:, axis, None]) ** 2
+    near = (sq > 50.0**2) & (sq < 100.0**2) & ~g.high_qe[None, :]
+    hit = np.zeros_like(near)
+    for row, k in enumerate(cascades):
+        sl = slice(simulated.offsets[k], simulated.offsets[k + 1])
+        hit[row, simulated.sensor_id[sl][~simulated.auxiliary[sl]]] = True
+    band = np.digitize(g.positions[:, 2], DUST_LAYER_Z_M)  # 0 below, 1 dust, 2 above
+    pairs = [int(near[:, band == b].sum()) for b in range(3)]
+    seen = [float(hit[:, band == b][near[:, band == b]].mean()) for b in range(3)]
+    assert min(pairs) > 100, pairs
+    below, dust, above = seen
+    assert dust < 0.5 * above and dust < 0.5 * below, seen
+
+
+def test_scattering_delays_light_longer_in_the_dust_at_equal_distance(geometry: Geometry) -> None:
+    config = SimulationConfig(
+        noise_rate_hz=0.0, high_qe_noise_rate_hz=0.0, afterpulse_probability=0.0
+    )
+    ice = IceModel.build(geometry, config)
+    murkiest = int(np.argmin(ice.neg_inv_attenuation))  # shortest attenuation length
+    clearest = int(np.argmax(ice.neg_inv_attenuation))
+    n = 20_000
+    sources = _Sources()
+    rows = np.arange(2 * n)
+    sources.add(
+        rows,
+        (
+            rows,
+            np.repeat([murkiest, clearest], n),
+            np.ones(2 * n, np.float32),  # about one photon each, all 40 m from their DOM
+            np.zeros(2 * n, np.float32),
+            np.full(2 * n, 40.0, np.float32),
+        ),
+    )
+    pulses = _photons_to_pulses(np.random.default_rng(1), sources, 2 * n, ice, config)
+    delay = {dom: pulses.time[pulses.dom == dom] for dom in (murkiest, clearest)}
+    assert np.median(delay[murkiest]) > 2 * np.median(delay[clearest])
+    for dom, values in delay.items():
+        # Each photon's Gamma delay takes its shape and scale from its own DOM.
+        pandel_mean = 40.0 * ice.inv_pandel_lambda[dom] * ice.pandel_scale_ns[dom]
+        assert np.mean(values) == pytest.approx(pandel_mean, rel=0.05)
