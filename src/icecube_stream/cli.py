@@ -268,6 +268,7 @@ def stats_command(
     from rich.progress import Progress
 
     from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.events.geometry import geometry_name
     from icecube_stream.events.stats import compute_stats, stats_rows
 
     err = Console(stderr=True)
@@ -285,6 +286,7 @@ def stats_command(
     except EventDataError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    stats["geometry_id"] = dataset.geometry.identity
     if as_json:
         typer.echo(json.dumps(stats))
         return
@@ -295,6 +297,7 @@ def stats_command(
     )
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
+    Console().print(f"geometry: {geometry_name(dataset.geometry.identity)}")
 
 
 # ------------------------------------------------------------------------------ streaming
