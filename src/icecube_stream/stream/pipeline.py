@@ -111,13 +111,17 @@ class Pipeline:
         metrics.WORKER_BATCH_EVENTS.observe(len(events))
         metrics.WORKER_EVENTS_IN_PROGRESS.inc(len(events))
         valid: list[Event] = []
+        invalid: dict[str, list[tuple[Event, str]]] = {}
         finished: list[Hashable] = []
         for event in events:
             problem = rejection(event, self.settings.n_sensors, self.settings.max_event_pulses)
             if problem is None:
                 valid.append(event)
             else:
-                finished += await self._reject([event], *problem)
+                invalid.setdefault(problem[0], []).append((event, problem[1]))
+        for reason, refused in invalid.items():
+            details = "; ".join(detail for _, detail in refused)
+            finished += await self._reject([event for event, _ in refused], reason, details)
         # One request holds events of one geometry, so the server can refuse a detector whole.
         by_geometry: dict[str | None, list[Event]] = {}
         for event in valid:

@@ -118,14 +118,16 @@ def test_garbage_goes_to_the_dlq_and_is_acked(run, make_batch) -> None:  # type:
 
 def test_one_invalid_event_is_dead_lettered_and_the_rest_predicted(run, make_batch) -> None:  # type: ignore[no-untyped-def]
     _, _, sinks, message, step = run
-    batch = make_batch([3, 4, 5])
+    batch = make_batch([3, 4, 5, 2])
     batch.sensor_id[3] = 9999  # first pulse of event 1001
     batch.charge[7] = np.nan  # a pulse of event 1002
+    batch.sensor_id[13] = -1  # a pulse of event 1003
     m = message(next(frames_from_batch(batch, "b", 10, 100)))
     assert step(m) == [m.token]
+    # One record per message and reason, naming every event it holds for that reason.
     assert sorted(sinks.dead) == [
         (m.offset, "non-finite", (1002,)),
-        (m.offset, "unknown-sensor", (1001,)),
+        (m.offset, "unknown-sensor", (1001, 1003)),
     ]
     assert [p["event_id"] for p in sinks.predictions] == [1000]
 
