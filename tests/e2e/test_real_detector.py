@@ -50,6 +50,14 @@ def mongo(settings: Settings):  # type: ignore[no-untyped-def]
     return MongoClient(settings.mongo_url)[settings.mongo_database][settings.mongo_collection]
 
 
+def worker_metric(settings: Settings, series: str) -> float:
+    """One series of the worker's /metrics (0 when absent)."""
+    for line in httpx.get(settings.worker_metrics_url).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def mismatches(settings: Settings, group: str, expected: int) -> list[dict[str, str]]:
     """Headers of the geometry-mismatch DLQ records, read from the start until `expected` are
     in and nothing more came for 3 s (so a duplicate would be seen)."""
@@ -109,6 +117,9 @@ def test_a_detector_one_metre_off_is_dead_lettered_per_frame_and_can_be_replayed
         batch.event_id.tolist()
     )
     assert mongo(pipeline).count_documents({"_id": {"$in": batch.event_id.tolist()}}) == 0
+    # The series the GeometryMismatch alert watches (its rule is tested with promtool).
+    dlq_series = 'icecube_worker_dlq_total{reason="geometry-mismatch"}'
+    assert worker_metric(pipeline, dlq_series) == n_frames
 
     replayed = cli(pipeline, "dlq", "replay", "--reason", "geometry-mismatch", "--json")
     assert replayed.returncode == 0, replayed.stderr
@@ -122,13 +133,9 @@ def test_frames_of_the_first_schema_are_predicted_and_counted(
 ) -> None:
     batch = take_events(events, FIRST + 600, FIRST + 700)
     codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
-    metrics_url = pipeline.worker_metrics_url
 
     def unknown_frames() -> float:
-        for line in httpx.get(metrics_url).text.splitlines():
-            if line.startswith("icecube_worker_unknown_geometry_frames_total "):
-                return float(line.split()[1])
-        return 0.0
+        return worker_metric(pipeline, "icecube_worker_unknown_geometry_frames_total")
 
     before = unknown_frames()
     producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap})
