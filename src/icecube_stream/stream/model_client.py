@@ -42,12 +42,13 @@ def rejection_error(response: httpx.Response) -> ModelRequestRejectedError:
     """The error a refusal stands for: typed when the body says what was refused and why."""
     message = f"{response.status_code}: {response.text[:500]}"
     try:
-        rejection = response.json().get("rejection") or {}
+        body = response.json()
     except ValueError:  # not JSON: a proxy's page, say
-        rejection = {}
-    if rejection.get("reason") == "geometry-mismatch":
+        body = None
+    rejection = body.get("rejection") if isinstance(body, dict) else None
+    if isinstance(rejection, dict) and rejection.get("reason") == "geometry-mismatch":
         return GeometryRejectedError(
-            message, str(rejection["frame_geometry"]), str(rejection["model_geometry"])
+            message, str(rejection.get("frame_geometry")), str(rejection.get("model_geometry"))
         )
     return ModelRequestRejectedError(message)
 
