@@ -13,8 +13,12 @@ pytestmark = pytest.mark.unit
 
 
 def test_a_geometry_rejection_carries_both_identities() -> None:
-    body = {"error": "no", "rejection": {"reason": "geometry-mismatch",
-                                         "frame_geometry": "f" * 16, "model_geometry": "m" * 16}}  # fmt: skip
+    rejection = {
+        "reason": "geometry-mismatch",
+        "frame_geometry": "f" * 16,
+        "model_geometry": "m" * 16,
+    }
+    body = {"error": "no", "rejection": rejection}
     error = rejection_error(httpx.Response(409, json=body))
     assert isinstance(error, GeometryRejectedError)
     assert (error.frame_geometry, error.model_geometry) == ("f" * 16, "m" * 16)
