@@ -180,7 +180,7 @@ def test_every_panel_and_alert_selector_has_live_data(
 
     # Alert rules: each expression parses, and each series it selects exists.
     rules = alert_rules()
-    assert len(rules) == 13
+    assert len(rules) == 14
     absent = []
     for rule in rules:
         query(stack, rule["expr"])
