@@ -2,8 +2,10 @@
 
 Faust supplies the consumer group, partition assignment, offset commits and the web server;
 the work itself is `stream.pipeline.Pipeline`. Messages are taken without automatic acks and
-acknowledged only when the pipeline says every event in them is written or dead-lettered, so a
-worker killed at any moment replays, and never loses, what it had not finished.
+acknowledged only when the pipeline says every event in them is written or dead-lettered, and
+only in offset order per partition (`stream.ledger`), so a worker killed at any moment replays,
+and never loses, what it had not finished. One reader takes messages from the stream, in order,
+and runs up to `worker_concurrency` steps at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from prometheus_client import generate_latest
 from icecube_stream import metrics
 from icecube_stream.config import get_settings
 from icecube_stream.observe.lag import LagReader
+from icecube_stream.stream.ledger import AckLedger
 from icecube_stream.stream.model_client import ModelClient
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, topic_specs
@@ -56,46 +59,63 @@ pulses = app.topic(
 
 
 class _Worker:
-    """The one pipeline of this process, shared by the agent's actors and the timer."""
+    """The one pipeline of this process, shared by the agent and the timer."""
 
     pipeline: Pipeline | None = None
-    actors = 0
+    ledger = AckLedger()
     ack: Any = None
     lag: LagReader | None = None
     lag_checked = 0.0
     lag_task: asyncio.Future[None] | None = None
 
     async def run(self, incoming: list[Incoming]) -> None:
-        """One step. Steps of different actors overlap (one waits on the model while another
-        writes); the pipeline's bookkeeping changes only between awaits, so it stays whole."""
+        """One step. Steps overlap (one waits on the model while another writes); the
+        pipeline's bookkeeping changes only between awaits, so it stays whole."""
         assert self.pipeline is not None
-        for token in await self.pipeline.step(incoming):
+        released = self.ledger.finish(await self.pipeline.step(incoming))
+        metrics.WORKER_MESSAGES_HELD.set(self.ledger.held)
+        for token in released:
             await self.ack(token)
 
 
 worker = _Worker()
 
 
-@app.agent(pulses, concurrency=settings.worker_concurrency)
+@app.agent(pulses)  # one reader, so the ledger sees each partition's messages in offset order
 async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
-    if worker.pipeline is None:
-        require_topics(settings, PREDICTIONS, DLQ)
-        sinks = Sinks(settings)
-        worker.pipeline = Pipeline(settings, ModelClient(settings), sinks)
-        await sinks.start()
-        worker.ack = stream.ack  # any of the agent's streams acknowledges any of its events
-    worker.actors += 1
-    pipeline = worker.pipeline
+    require_topics(settings, PREDICTIONS, DLQ)
+    sinks = Sinks(settings)
+    pipeline = worker.pipeline = Pipeline(settings, ModelClient(settings), sinks)
+    await sinks.start()
+    worker.ack = stream.ack
+    slots = asyncio.Semaphore(settings.worker_concurrency)
+    steps: set[asyncio.Task[None]] = set()
+    failed: list[BaseException] = []
+
+    def done(step: asyncio.Task[None]) -> None:
+        steps.discard(step)
+        slots.release()
+        if not step.cancelled() and step.exception() is not None:
+            failed.append(step.exception())  # type: ignore[arg-type]
+
     try:
         batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
         async for events in batches:
-            await worker.run([_incoming(event) for event in events])
+            incoming = [_incoming(event) for event in events]
+            for message in incoming:
+                worker.ledger.taken(message.token, message.partition, message.offset)
+            await slots.acquire()
+            if failed:
+                raise failed[0]
+            step = asyncio.ensure_future(worker.run(incoming))
+            steps.add(step)
+            step.add_done_callback(done)
     finally:
-        worker.actors -= 1
-        if worker.actors == 0:
-            worker.pipeline = None
-            await pipeline.model.close()
-            await pipeline.sinks.stop()
+        for step in list(steps):
+            step.cancel()
+        worker.pipeline = None
+        await pipeline.model.close()
+        await sinks.stop()
 
 
 def _incoming(event: Any) -> Incoming:
@@ -149,7 +169,9 @@ async def _update_lag() -> None:
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     if worker.pipeline is not None:
         topic = settings.topic(PULSES)
-        worker.pipeline.revoke(tp.partition for tp in revoked if tp.topic == topic)
+        lost = [tp.partition for tp in revoked if tp.topic == topic]
+        worker.pipeline.revoke(lost)
+        worker.ledger.revoke(lost)
 
 
 @app.page("/metrics")

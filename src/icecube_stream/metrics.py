@@ -40,6 +40,10 @@ WORKER_INCOMPLETE = Counter(
 WORKER_DLQ = Counter(
     "icecube_worker_dlq_total", "Messages or events sent to the dead-letter topic.", ["reason"]
 )
+WORKER_MESSAGES_HELD = Gauge(
+    "icecube_worker_messages_held",
+    "Messages finished but not yet acknowledged: an earlier one of their partition is not.",
+)
 WORKER_UNKNOWN_GEOMETRY = Counter(
     "icecube_worker_unknown_geometry_frames_total",
     "Frames without a geometry identity (first schema version), accepted as they are.",

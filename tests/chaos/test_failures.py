@@ -1,15 +1,19 @@
-"""Failures under load: a worker killed with SIGKILL, the model server away for 20 s, a second
-worker joining mid-run. Traffic stays on 127.0.0.1 and every run is bounded in events and time.
-In each case every event must end with exactly one prediction document."""
+"""Failures under load: a worker killed with SIGKILL (also while a finished frame is held back
+behind an unfinished one), the model server away for 20 s, a second worker joining mid-run.
+Traffic stays on 127.0.0.1 and every run is bounded in events and time. In each case every
+event must end with exactly one prediction document."""
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
@@ -18,6 +22,8 @@ from icecube_stream.events.format import EventBatch, take_events
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import Worker
 from icecube_stream.stream import emitter
+from icecube_stream.stream.frames import PulseFrame, encode_frame, frames_from_batch
+from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.chaos
@@ -116,3 +122,85 @@ def assigned_members(settings: Settings) -> int:
     group = admin.describe_consumer_groups([settings.worker_app_id])[settings.worker_app_id]
     description = group.result(timeout=10)
     return sum(1 for member in description.members if member.assignment.topic_partitions)
+
+
+def test_a_finished_frame_behind_an_unfinished_one_is_not_committed_past(
+    pipeline: Settings, events: EventBatch
+) -> None:
+    """Part 0 of a split event stays unfinished while later whole-event frames of its partition
+    finish. No commit may pass it, so after a SIGKILL it is read again and the event completes
+    (faust-streaming 0.15.3 alone commits past such a message: issue #606)."""
+    batch = take_events(events, 4500, 4520)
+    k = int(np.argmax(batch.pulse_counts))
+    big = take_events(batch, k, k + 1)
+    whole = take_events(batch, 0, k) if k >= 5 else take_events(batch, k + 1, batch.n_events)
+    parts = list(frames_from_batch(big, "held", 10, int(big.pulse_counts[0]) // 2 + 1))
+    later = list(frames_from_batch(whole, "held", 4, 1 << 20))
+    assert len(parts) == 2 and len(later) >= 2
+    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    topic = pipeline.topic(PULSES)
+    producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap, "acks": "all"})
+    offsets: list[int] = []
+
+    def send(frame: PulseFrame) -> None:
+        value = encode_frame(frame.stamped(time.time_ns()), codec)
+        producer.produce(
+            topic, value, key=frame.key, partition=0,
+            on_delivery=lambda _, message: offsets.append(message.offset()),
+        )  # fmt: skip
+        assert producer.flush(30) == 0
+
+    # A worker that waits for missing parts longer than this test runs.
+    patient = pipeline.model_copy(update={"assembly_timeout_s": 600.0})
+    kill_and_restart_worker(patient)
+    try:
+        send(parts[0])
+        held_at = offsets[0]
+        for frame in later:
+            send(frame)
+        wanted = set(whole.event_id.tolist())
+        wait_for(lambda: wanted <= predicted_ids(pipeline), 60, "the later frames' predictions")
+        wait_for(lambda: worker_gauge(pipeline, "icecube_worker_messages_held") >= len(later), 30,
+                 "the later frames held back behind part 0")  # fmt: skip
+        time.sleep(3)  # three commit intervals: a commit past part 0 would have happened by now
+        assert committed_offset(pipeline, topic, 0) <= held_at
+
+        kill_and_restart_worker(patient)  # the fault: part 0 in flight, later frames finished
+        send(parts[1])
+        event_id = int(big.event_id[0])
+        wait_for(lambda: event_id in predicted_ids(pipeline), 120, "the split event's prediction")
+        mongo = MongoClient(pipeline.mongo_url)[pipeline.mongo_database]
+        document = mongo[pipeline.mongo_collection].find_one({"_id": event_id})
+        assert document is not None
+        assert document["flags"] == [] and document["n_pulses"] == big.n_pulses
+    finally:
+        kill_and_restart_worker(pipeline)
+
+
+def kill_and_restart_worker(settings: Settings) -> None:
+    worker = manager.running(Worker(settings))
+    if worker is not None:
+        os.killpg(worker.pid, signal.SIGKILL)
+        wait_for(lambda: not answers(settings.worker_web_port), 30, "the killed worker's port")
+    manager.up(settings, ["worker"], report=lambda _: None)
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def worker_gauge(settings: Settings, name: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=5).text
+    return next(float(row.split()[1]) for row in text.splitlines() if row.startswith(name + " "))
+
+
+def committed_offset(settings: Settings, topic: str, partition: int) -> int:
+    """The worker group's committed offset of one partition (-1001: none yet)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
+                         "group.id": settings.worker_app_id})  # fmt: skip
+    try:
+        (found,) = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        return int(found.offset)
+    finally:
+        consumer.close()
