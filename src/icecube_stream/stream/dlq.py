@@ -9,7 +9,6 @@ replay of the same reason sends nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
@@ -43,11 +42,7 @@ def _header(message: Message, name: str) -> str | None:
     return None
 
 
-def replay(
-    settings: Settings,
-    reason: str | None,
-    on_progress: Callable[[ReplayReport], None] | None = None,
-) -> ReplayReport:
+def replay(settings: Settings, reason: str | None) -> ReplayReport:
     """Re-send every not yet replayed DLQ record (of `reason`, or all) to its source topic."""
     report = ReplayReport()
     consumer = Consumer(
@@ -89,10 +84,15 @@ def replay(
                 ):
                     report.skipped += 1
                     continue
-                producer.produce(source, message.value(), message.key(), on_delivery=delivered)
+                while True:
+                    try:
+                        producer.produce(
+                            source, message.value(), message.key(), on_delivery=delivered
+                        )
+                        break
+                    except BufferError:  # local queue full: let deliveries drain
+                        producer.poll(0.05)
                 producer.poll(0)
-            if on_progress is not None:
-                on_progress(report)
         report.failed += producer.flush(FLUSH_TIMEOUT_S)
         if report.ok and report.replayed + report.skipped:
             consumer.commit(asynchronous=False)
