@@ -5,7 +5,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from deploy_checks import cli_argv_problem
 
 pytestmark = pytest.mark.unit
