@@ -344,7 +344,9 @@ def produce_command(
         typer.Option(
             "--watch",
             help="Keep watching DATA/<split>/ for new batch files (move them in atomically); "
-            "archive each once Kafka acknowledged all its events; resume after a restart.",
+            "archive each once Kafka acknowledged all its events; resume after a restart. "
+            "Files are known by their SHA-256, not their name: one sent in full before is "
+            "archived without resending.",
         ),
     ] = False,
     archive: Annotated[

@@ -1,14 +1,18 @@
 """Failures under load: a worker killed with SIGKILL (also while a finished frame is held back
-behind an unfinished one), the model server away for 20 s, a second worker joining mid-run.
+behind an unfinished one), the model server away for 20 s, a second worker joining mid-run, the
+watch-folder emitter killed mid-file.
 Traffic stays on 127.0.0.1 and every run is bounded in events and time. In each case every
 event must end with exactly one prediction document."""
 
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,13 +21,15 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
-from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.config import Settings, settings_env
+from icecube_stream.events.format import DatasetWriter, EventBatch, take_events
+from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import Worker
 from icecube_stream.stream import emitter
-from icecube_stream.stream.frames import PulseFrame, encode_frame, frames_from_batch
+from icecube_stream.stream.frames import PulseFrame, decode_frame, encode_frame, frames_from_batch
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.stream.watcher import FileIdentity, FileProgress
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.chaos
@@ -175,6 +181,64 @@ def test_a_finished_frame_behind_an_unfinished_one_is_not_committed_past(
         assert document["flags"] == [] and document["n_pulses"] == big.n_pulses
     finally:
         kill_and_restart_worker(pipeline)
+
+
+def test_the_emitter_killed_mid_file_resends_only_past_its_saved_progress(
+    pipeline: Settings, events: EventBatch, tmp_path: Path
+) -> None:
+    """`produce --watch` SIGKILLed part-way through a file, then restarted: the restart sends
+    exactly the events after the acknowledged prefix it had saved, and every event ends in
+    MongoDB once."""
+    batch = take_events(events, 4600, 6000)  # ids no other test here uses
+    root = tmp_path / "incoming"
+    with DatasetWriter(root, icecube_geometry(), events_per_file=batch.n_events) as writer:
+        writer.append(batch)
+    os.utime(root / "train" / "batch_1.parquet", (time.time() - 60, time.time() - 60))
+    env = {**os.environ, **settings_env(pipeline), "ICECUBE_EMITTER_METRICS_PORT": str(free_port())}
+    command = [sys.executable, "-m", "icecube_stream", "produce", "--data", str(root), "--watch",
+               "--rate", "400"]  # fmt: skip
+    progress = FileProgress(pipeline)
+    key = FileProgress.key(root, FileIdentity.of(root / "train" / "batch_1.parquet").sha256)
+
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    wait_for(lambda: progress.get(key)["acked_events"] >= 400, 60, "a saved prefix of 400 events")
+    first.kill()  # SIGKILL: no flush, no last save
+    first.wait(timeout=10)
+    killed_at_ns = time.time_ns()
+    saved = int(progress.get(key)["acked_events"])
+    assert 0 < saved < batch.n_events
+    second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: progress.get(key).get("status") == "archived", 60, "the file archived")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+        progress.close()
+
+    ids = batch.event_id.tolist()
+    after_restart = {e for source, e, at in sent_events(pipeline)
+                     if source.endswith("batch_1.parquet") and at > killed_at_ns}  # fmt: skip
+    assert after_restart == set(ids[saved:])  # from the saved prefix on, nothing earlier
+    all_predicted(pipeline, batch)
+    collection = MongoClient(pipeline.mongo_url)[pipeline.mongo_database][pipeline.mongo_collection]
+    assert collection.count_documents({"_id": {"$in": ids}}) == batch.n_events
+
+
+def sent_events(settings: Settings) -> list[tuple[str, int, int]]:
+    """(source, event id, emitted_at_ns) of every event on the pulses topic."""
+    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "sent-check",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([settings.topic(PULSES)])
+    found: list[tuple[str, int, int]] = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 3:
+        for message in consumer.consume(500, timeout=0.5):
+            frame = decode_frame(message.value() or b"", codec)
+            found += [(frame.source, int(e), frame.emitted_at_ns) for e in frame.event_id]
+            quiet_since = time.monotonic()
+    consumer.close()
+    return found
 
 
 def kill_and_restart_worker(settings: Settings) -> None:

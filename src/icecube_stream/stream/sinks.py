@@ -2,7 +2,7 @@
 
 Both prediction writes finish before the caller acknowledges the source messages, so a crash
 between them means the events are processed again: Kafka may then carry a prediction twice
-(at-least-once), MongoDB never does (documents keyed by event_id, see docs/delivery.md).
+(at-least-once), MongoDB never does (documents keyed by event_id, see docs/streaming.md).
 """
 
 from __future__ import annotations
