@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import os
+from typing import Any, NoReturn
 
 import faust
 from prometheus_client import generate_latest
@@ -29,6 +30,8 @@ from icecube_stream.stream.topics import require_topics
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+EXIT_CRASH = 70  # EX_SOFTWARE
+SINK_START_RETRY_S = 2.0
 metrics.init_known_labels(metrics.WORKER_KNOWN_LABELS)
 LAG_EVERY_S = 5.0
 
@@ -72,10 +75,22 @@ class _Worker:
         """One step. Steps overlap (one waits on the model while another writes); the
         pipeline's bookkeeping changes only between awaits, so it stays whole."""
         assert self.pipeline is not None
-        released = self.ledger.finish(await self.pipeline.step(incoming))
-        metrics.WORKER_MESSAGES_HELD.set(self.ledger.held)
-        for token in released:
-            await self.ack(token)
+        try:
+            released = self.ledger.finish(await self.pipeline.step(incoming))
+            metrics.WORKER_MESSAGES_HELD.set(self.ledger.held)
+            for token in released:
+                await self.ack(token)
+        except Exception as error:
+            crash(error)
+
+
+def crash(error: BaseException) -> NoReturn:
+    """Crash-only: an error the pipeline does not expect ends the process at once, non-zero,
+    for the supervisor to restart it. Its messages were not acknowledged, so the next worker
+    reads them again from the committed offsets; carrying on would leave them pending forever."""
+    log.critical("worker stopping on an unexpected error (exit %d)", EXIT_CRASH, exc_info=error)
+    logging.shutdown()
+    os._exit(EXIT_CRASH)
 
 
 worker = _Worker()
@@ -85,18 +100,15 @@ worker = _Worker()
 async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
     require_topics(settings, PREDICTIONS, DLQ)
     sinks = Sinks(settings)
+    await start_sinks(sinks)
     pipeline = worker.pipeline = Pipeline(settings, ModelClient(settings), sinks)
-    await sinks.start()
     worker.ack = stream.ack
     slots = asyncio.Semaphore(settings.worker_concurrency)
     steps: set[asyncio.Task[None]] = set()
-    failed: list[BaseException] = []
 
     def done(step: asyncio.Task[None]) -> None:
         steps.discard(step)
         slots.release()
-        if not step.cancelled() and step.exception() is not None:
-            failed.append(step.exception())  # type: ignore[arg-type]
 
     try:
         batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
@@ -105,17 +117,29 @@ async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noa
             for message in incoming:
                 worker.ledger.taken(message.token, message.partition, message.offset)
             await slots.acquire()
-            if failed:
-                raise failed[0]
             step = asyncio.ensure_future(worker.run(incoming))
             steps.add(step)
             step.add_done_callback(done)
+    except Exception as error:
+        crash(error)
     finally:
         for step in list(steps):
             step.cancel()
         worker.pipeline = None
         await pipeline.model.close()
         await sinks.stop()
+
+
+async def start_sinks(sinks: Sinks) -> None:
+    """Kafka or MongoDB down when the worker starts is an outage like any other: wait for it
+    before taking a single message, rather than take messages no sink can finish."""
+    while True:
+        try:
+            await sinks.start()
+            return
+        except Exception as error:
+            log.warning("sinks not ready, retrying in %.0f s: %s", SINK_START_RETRY_S, error)
+            await asyncio.sleep(SINK_START_RETRY_S)
 
 
 def _incoming(event: Any) -> Incoming:

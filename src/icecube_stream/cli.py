@@ -700,13 +700,14 @@ def dlq_replay(
     from icecube_stream.stream.dlq import replay
 
     report = replay(get_settings(), reason)
-    figures = {"replayed": report.replayed, "skipped": report.skipped, "failed": report.failed}
+    figures = {"replayed": report.replayed, "skipped": report.skipped,
+               "truncated": report.truncated, "failed": report.failed}  # fmt: skip
     if as_json:
         typer.echo(json.dumps(figures))
     else:
         console.print(
             f"{report.replayed} replayed, {report.skipped} of other reasons left, "
-            f"{report.failed} failed"
+            f"{report.truncated} stored truncated (cannot be replayed), {report.failed} failed"
         )
     if not report.ok:
         raise typer.Exit(1)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Events with more pulses go to the dead-letter topic."
     )
     n_sensors: int = Field(5160, description="Sensor ids outside 0..n_sensors-1 are rejected.")
+    max_event_span_ns: int = Field(
+        1_000_000, ge=1, description="Events whose pulses span more ns than this are rejected."
+    )
 
     worker_app_id: str = Field("icecube-worker", description="Faust app id = consumer group.")
     worker_take_messages: int = Field(32, ge=1, description="Frames handled per worker step.")

@@ -44,6 +44,10 @@ WORKER_MESSAGES_HELD = Gauge(
     "icecube_worker_messages_held",
     "Messages finished but not yet acknowledged: an earlier one of their partition is not.",
 )
+WORKER_BAD_EMIT_TIME = Counter(
+    "icecube_worker_bad_emit_time_events_total",
+    "Events written whose emitted_at_ns was 0 or ahead of the worker's clock: not in latency.",
+)
 WORKER_UNKNOWN_GEOMETRY = Counter(
     "icecube_worker_unknown_geometry_frames_total",
     "Frames without a geometry identity (first schema version), accepted as they are.",
@@ -111,6 +115,11 @@ MODEL_SERVER_REJECTED = Counter(
     "/predict requests refused before inference, by reason (bad input, not ready, too large).",
     ["reason"],
 )
+MODEL_SERVER_REFUSED_EVENTS = Counter(
+    "icecube_model_server_refused_events_total",
+    "Events refused by name in a /predict answer (the rest of the request served), by reason.",
+    ["reason"],
+)
 MODEL_SERVER_RELOADS = Counter(
     "icecube_model_server_reloads_total",
     "Model (re)load attempts, by outcome (loaded, unchanged, failed).",
@@ -161,22 +170,30 @@ CHECKER_HEARTBEAT = Gauge(
 
 # Label values known in advance are exported as 0 from the start, so a rate() over them is 0
 # rather than "no data" before the first failure (Prometheus' advice on missing series).
+#: Why one event cannot be reconstructed (stream/validation.py): the worker's dead-letter reason,
+#: and the model server's when it refuses the event by name.
+EVENT_REJECTIONS = (
+    *("empty-event", "too-many-pulses", "unknown-sensor", "non-finite", "negative-charge"),
+    *("time-out-of-range", "event-too-long"),
+)
 DLQ_REASONS = (
     *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame"),  # undecodable message
-    *("empty-event", "too-many-pulses", "unknown-sensor", "non-finite", "negative-charge"),
-    "model-rejected",  # the model server answered 4xx for this one event
+    *EVENT_REJECTIONS,
+    "duplicate-event-id",  # one (event id, part) twice in a frame
+    "non-finite-output",  # the model server refused the event: its output was not finite
     "geometry-mismatch",  # the frame's detector is not the served model's
 )
 WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
     WORKER_DLQ: DLQ_REASONS,
-    MODEL_CALL_RETRIES: ("429", "503", "504", "ConnectError", "ReadTimeout"),
-    WORKER_WRITE_FAILURES: ("model", "predictions", "dlq"),
+    MODEL_CALL_RETRIES: ("429", "500", "503", "504", "ConnectError", "ReadTimeout"),
+    WORKER_WRITE_FAILURES: ("model", "kafka", "mongo", "dlq"),
 }
 MODEL_SERVER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
     MODEL_SERVER_REJECTED: (
-        *("pickle", "not-ready", "too-large", "content-type", "empty-body", "invalid-pulses"),
+        *("pickle", "not-ready", "too-large", "content-type", "empty-body"),
         *("split-event", "geometry-mismatch"),
     ),
+    MODEL_SERVER_REFUSED_EVENTS: (*EVENT_REJECTIONS, "duplicate-event-id", "non-finite-output"),
     MODEL_SERVER_RELOADS: ("loaded", "unchanged", "failed"),
 }
 

@@ -139,11 +139,13 @@ def dead_letters(settings: Settings, until) -> list[tuple[str, int | None]]:  # 
         while not until(found):
             assert time.monotonic() < deadline, f"DLQ so far: {found}"
             for message in consumer.consume(100, timeout=1):
-                headers = dict(message.headers() or [])
-                reason, event = headers["dlq.reason"], headers.get("dlq.event_id")
-                found.append(
-                    (reason.decode(), int(event.decode().split(",")[0]) if event else None)
-                )
+                headers = {k: v.decode() for k, v in message.headers() or []}
+                if "dlq.events" not in headers:  # refused whole: undecodable
+                    found.append((headers["dlq.reason"], None))
+                    continue
+                for pair in headers["dlq.events"].split(","):
+                    event, _, reason = pair.partition(":")
+                    found.append((reason, int(event)))
     finally:
         consumer.close()
     return found

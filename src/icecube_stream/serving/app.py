@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,9 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, ServedModel
-from icecube_stream.serving.request import BadRequestError, parse_request
-from icecube_stream.serving.response import build_response
+from icecube_stream.serving.request import BadRequestError, parse_request, refused_events
+from icecube_stream.serving.response import build_response, finite_only
+from icecube_stream.stream.frames import select_events
 from icecube_stream.stream.schemas import AvroCodec
+from icecube_stream.stream.validation import Limits
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +72,32 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
     metrics.init_known_labels(metrics.MODEL_SERVER_KNOWN_LABELS)
 
     def serve(served: ServedModel, body: bytes, content_type: str | None) -> dict[str, Any]:
+        """Serve the events that pass the checks; refuse the others by name in the answer."""
+        geometry = served.model.geometry
         request = parse_request(
             body,
             content_type,
             codec,
-            geometry=served.model.geometry,
+            geometry=geometry,
             max_body_bytes=settings.model_server_max_body_bytes,
         )
-        served, prediction = holder.predict(request, served)
+        limits = Limits(geometry.n_sensors, settings.max_event_pulses, settings.max_event_span_ns)
+        refused = refused_events(request, limits)
+        keep = np.ones(request.n_events, bool)
+        keep[[problem.index for problem in refused]] = False
+        accepted = select_events(request, keep)
+        event_id, prediction = accepted.event_id, None
+        if accepted.n_events:
+            served, prediction = holder.predict(accepted, served)
+            event_id, prediction, not_finite = finite_only(event_id, prediction)
+            refused += not_finite
+            for sigma in prediction.sigma.tolist():  # no bulk observe in prometheus_client
+                metrics.MODEL_SERVER_UNCERTAINTY.observe(sigma)
         metrics.MODEL_SERVER_BATCH_EVENTS.observe(request.n_events)
-        metrics.MODEL_SERVER_EVENTS.inc(request.n_events)
-        for sigma in prediction.sigma.tolist():  # no bulk observe in prometheus_client
-            metrics.MODEL_SERVER_UNCERTAINTY.observe(sigma)
-        return build_response(served.name, served.version, request.event_id, prediction)
+        metrics.MODEL_SERVER_EVENTS.inc(event_id.size)
+        for problem in refused:
+            metrics.MODEL_SERVER_REFUSED_EVENTS.labels(reason=problem.reason).inc()
+        return build_response(served.name, served.version, event_id, prediction, refused)
 
     async def predict(request: Request) -> Response:
         started = time.perf_counter()
@@ -111,9 +127,9 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
             return _error(error.status, error.message, error.rejection)
         except ModelNotReadyError as error:
             return _error(503, str(error), headers={"Retry-After": str(RETRY_AFTER_S)})
-        except Exception as error:  # a bug must answer 500, not take the server down
-            log.exception("prediction failed")
-            return _error(500, f"prediction failed: {type(error).__name__}: {error}")
+        except Exception:  # a bug must answer 500, not take the server down
+            log.exception("prediction failed")  # the details go to the log, not to the client
+            return _error(500, "prediction failed: an error inside the model server (see its log)")
         metrics.MODEL_SERVER_REQUEST_SECONDS.observe(time.perf_counter() - started)
         return JSONResponse(payload)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from icecube_stream.events.geometry import Geometry, geometry_name
-from icecube_stream.model.features import FeatureError, validate_pulses
 from icecube_stream.stream.frames import PulseFrame, decode_frame
 from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
+from icecube_stream.stream.validation import Limits, Problem, event_problems, repeated_entries
 
 #: Content types a client may send the frame with; a missing header is accepted too.
 ACCEPTED_TYPES = frozenset({"application/octet-stream", "avro/binary", "application/avro"})
@@ -75,8 +75,9 @@ def parse_request(
 
 
 def check_frame(frame: PulseFrame, geometry: Geometry) -> PulseFrame:
-    """Whole, finite events on known sensors of the model's detector; decode_frame has checked
-    the array lengths. A frame of unknown geometry (None) is served: old producers send that."""
+    """Whole events of the model's detector; decode_frame has checked the array lengths. A frame
+    of unknown geometry (None) is served: old producers send that. Refusals of single events
+    are `refused_events`' job: the rest of the request is still served."""
     if frame.geometry_id is not None and frame.geometry_id != geometry.identity:
         raise BadRequestError(
             REJECTION_STATUS,
@@ -99,22 +100,15 @@ def check_frame(frame: PulseFrame, geometry: Geometry) -> PulseFrame:
             f"event {int(frame.event_id[first])} is one part of {int(frame.n_parts[first])}: "
             "the model server takes whole events only (n_parts = 1)",
         )
-    try:
-        validate_pulses(
-            frame.sensor_id,
-            frame.time,
-            frame.charge,
-            frame.auxiliary,
-            frame.offsets,
-            geometry.n_sensors,
-        )
-    except FeatureError as error:
-        raise BadRequestError(400, "invalid-pulses", _name_event(str(error), frame)) from None
     return frame
 
 
-def _name_event(message: str, frame: PulseFrame) -> str:
-    """FeatureError numbers events from 0 within the batch; say so, and which ids those are."""
-    head = frame.event_id[:3].tolist()
-    more = ", ..." if frame.n_events > 3 else ""
-    return f"{message} (events numbered from 0 in request order; event_id {head}{more})"
+def refused_events(frame: PulseFrame, limits: Limits) -> list[Problem]:
+    """The events of a checked frame that the model must not serve, each with its reason: the
+    checks the worker runs too, plus a repeated event id (the answer is keyed by it)."""
+    problems = {p.index: p for p in repeated_entries(frame.event_id, frame.part)}
+    for problem in event_problems(
+        frame.event_id, frame.sensor_id, frame.time, frame.charge, frame.offsets, limits
+    ):
+        problems.setdefault(problem.index, problem)
+    return [problems[k] for k in sorted(problems)]

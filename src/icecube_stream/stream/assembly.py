@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +29,7 @@ class Event:
     charge: NDArray[np.float32]
     auxiliary: NDArray[np.bool_]
     emitted_at_ns: int
-    tokens: tuple[Hashable, ...]
+    tokens: tuple[Hashable, ...]  # the message of each of its entries (a part is one entry)
     complete: bool = True
     geometry_id: str | None = None  # of the frame(s) it came in
 
@@ -73,13 +73,18 @@ class Assembler:
     def pending(self) -> int:
         return len(self._pending)
 
-    def add(self, frame: PulseFrame, token: Hashable, now_ns: int) -> tuple[list[Event], int]:
+    def add(
+        self, frame: PulseFrame, token: Hashable, now_ns: int, skip: Collection[int] = ()
+    ) -> tuple[list[Event], int]:
         """The events this frame completes (its whole events and any split event it finishes),
-        and how many of its entries were duplicate parts, dropped and so already finished."""
+        and how many of its entries were duplicate parts, dropped and so already finished.
+        Entries numbered in `skip` are left out (the caller refused them)."""
         ready = []
         duplicates = 0
         offsets = frame.offsets
         for k in range(frame.n_events):
+            if k in skip:
+                continue
             lo, hi = int(offsets[k]), int(offsets[k + 1])
             piece = Event(
                 event_id=int(frame.event_id[k]),
@@ -129,7 +134,7 @@ class Assembler:
             charge=np.concatenate([p.charge for p in parts]),
             auxiliary=np.concatenate([p.auxiliary for p in parts]),
             emitted_at_ns=max(p.emitted_at_ns for p in parts),
-            tokens=tuple(dict.fromkeys(t for p in parts for t in p.tokens)),
+            tokens=tuple(t for p in parts for t in p.tokens),  # one per part: one entry each
             complete=complete,
             geometry_id=parts[0].geometry_id,
         )

@@ -1,10 +1,11 @@
 """`dlq replay`: send dead-lettered messages back to the topic they came from, once.
 
 After the cause is fixed (the right model deployed, a producer corrected), the original bytes
-and key go back unchanged. A consumer group per reason remembers how far replay got, and its
-offsets are committed only after Kafka acknowledged every re-sent message (acks=all,
-idempotent), so an interrupted replay resends at most what was unacknowledged, and a second
-replay of the same reason sends nothing twice.
+and key go back unchanged. A record stored truncated, because it was too large for the DLQ, is
+counted and left: its length and SHA-256 in the headers identify the original. A consumer group
+per reason remembers how far replay got, and its offsets are committed only after Kafka
+acknowledged every re-sent message (acks=all, idempotent), so an interrupted replay resends at
+most what was unacknowledged, and a second replay of the same reason sends nothing twice.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FLUSH_TIMEOUT_S = 60.0
 class ReplayReport:
     replayed: int = 0
     skipped: int = 0  # other reasons
+    truncated: int = 0  # stored cut short (too large for the DLQ): the bytes are not all there
     failed: int = 0
 
     @property
@@ -79,10 +81,12 @@ def replay(settings: Settings, reason: str | None) -> ReplayReport:
                     raise RuntimeError(f"reading {topic}: {error}")
                 at_end.discard(int(message.partition() or 0))
                 source = _header(message, "dlq.topic")
-                if source is None or (
-                    reason is not None and _header(message, "dlq.reason") != reason
-                ):
+                reasons = (_header(message, "dlq.reason") or "").split(",")
+                if source is None or (reason is not None and reason not in reasons):
                     report.skipped += 1
+                    continue
+                if _header(message, "dlq.truncated") == "1":
+                    report.truncated += 1
                     continue
                 while True:
                     try:

@@ -52,6 +52,22 @@ class PulseFrame:
         return replace(self, emitted_at_ns=emitted_at_ns)
 
 
+def select_events(frame: PulseFrame, keep: NDArray[np.bool_]) -> PulseFrame:
+    """The events of a frame where keep is True, with their pulses, in order."""
+    pulses = np.repeat(keep, frame.pulse_count)
+    return replace(
+        frame,
+        event_id=frame.event_id[keep],
+        part=frame.part[keep],
+        n_parts=frame.n_parts[keep],
+        pulse_count=frame.pulse_count[keep],
+        sensor_id=frame.sensor_id[pulses],
+        time=frame.time[pulses],
+        charge=frame.charge[pulses],
+        auxiliary=frame.auxiliary[pulses],
+    )
+
+
 def frames_from_batch(
     batch: EventBatch, source: str, max_events: int, max_pulses: int
 ) -> Iterator[PulseFrame]:

@@ -1,10 +1,17 @@
-"""Async client of the model server (docs/model-api.md): one request per batch of events."""
+"""Async client of the model server (docs/model-api.md): one request per batch of events.
+
+Only a typed refusal names events the server will not serve: events in the answer's `rejected`
+list, or a whole request of another detector (409 geometry-mismatch). Every other answer that is
+not 200 (a 500 from a bug, 502/404 from a proxy or a wrong route, 400 from a version mismatch)
+says nothing about the events, so it is retried with back-off and counted, never dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -15,8 +22,11 @@ from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Event
 from icecube_stream.stream.frames import PulseFrame, encode_frame
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.stream.validation import Problem
 
-RETRY_STATUS = frozenset({429, 503, 504})
+#: The status of a typed refusal of a whole request (serving/request.py says the same).
+REJECTION_STATUS = 409
+
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 
@@ -25,11 +35,7 @@ class ModelServerUnavailableError(RuntimeError):
     """The server stayed overloaded or unreachable for the whole retry budget."""
 
 
-class ModelRequestRejectedError(ValueError):
-    """The server refused the batch as invalid (4xx other than 429): retrying cannot help."""
-
-
-class GeometryRejectedError(ModelRequestRejectedError):
+class GeometryRejectedError(ValueError):
     """The server's typed refusal of a whole request: its model knows another detector."""
 
     def __init__(self, message: str, frame_geometry: str, model_geometry: str) -> None:
@@ -38,19 +44,24 @@ class GeometryRejectedError(ModelRequestRejectedError):
         self.model_geometry = model_geometry
 
 
-def rejection_error(response: httpx.Response) -> ModelRequestRejectedError:
-    """The error a refusal stands for: typed when the body says what was refused and why."""
-    message = f"{response.status_code}: {response.text[:500]}"
+def geometry_rejection(response: httpx.Response) -> GeometryRejectedError | None:
+    """The typed refusal a 409 carries, or None when the body is not one."""
     try:
         body = response.json()
     except ValueError:  # not JSON: a proxy's page, say
-        body = None
+        return None
     rejection = body.get("rejection") if isinstance(body, dict) else None
-    if isinstance(rejection, dict) and rejection.get("reason") == "geometry-mismatch":
-        return GeometryRejectedError(
-            message, str(rejection.get("frame_geometry")), str(rejection.get("model_geometry"))
-        )
-    return ModelRequestRejectedError(message)
+    if not isinstance(rejection, dict) or rejection.get("reason") != "geometry-mismatch":
+        return None
+    return GeometryRejectedError(
+        f"{response.status_code}: {body.get('error', '')}"[:500],
+        str(rejection.get("frame_geometry")),
+        str(rejection.get("model_geometry")),
+    )
+
+
+class AnswerMismatchError(RuntimeError):
+    """The answer does not account for exactly the events asked about: a server bug, retried."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,7 @@ class ModelAnswer:
     zenith: NDArray[np.float64]
     direction: NDArray[np.float64]  # (n, 3)
     angular_uncertainty: NDArray[np.float64]
+    refused: tuple[Problem, ...] = ()  # events the server refused by name, with the reason
 
 
 def request_frame(events: list[Event]) -> PulseFrame:
@@ -82,18 +94,28 @@ def request_frame(events: list[Event]) -> PulseFrame:
     )
 
 
-def parse_answer(body: dict[str, object], expected_ids: NDArray[np.int64]) -> ModelAnswer:
+def parse_answer(body: dict[str, Any], expected_ids: NDArray[np.int64]) -> ModelAnswer:
+    """The served events in request order, and the refused ones; together exactly the request."""
+    refused = tuple(
+        Problem(-1, int(r["event_id"]), str(r["reason"]), str(r.get("detail", "")))
+        for r in body.get("rejected", [])
+    )
     answer = ModelAnswer(
         model_name=str(body["model_name"]),
         model_version=str(body["model_version"]),
         event_id=np.asarray(body["event_id"], np.int64),
         azimuth=np.asarray(body["azimuth"], np.float64),
         zenith=np.asarray(body["zenith"], np.float64),
-        direction=np.stack([np.asarray(body[c], np.float64) for c in "xyz"], axis=1),
+        direction=np.stack([np.asarray(body[c], np.float64) for c in "xyz"], axis=1).reshape(-1, 3),
         angular_uncertainty=np.asarray(body["angular_uncertainty"], np.float64),
+        refused=refused,
     )
-    if not np.array_equal(answer.event_id, expected_ids):
-        raise ModelRequestRejectedError("the model server answered for other events")
+    answered = np.sort(np.concatenate([answer.event_id, [r.event_id for r in refused]]))
+    if (
+        not np.array_equal(answered, np.sort(expected_ids))
+        or not np.isfinite(answer.direction).all()
+    ):
+        raise AnswerMismatchError("the model server's answer does not match the events sent")
     return answer
 
 
@@ -109,17 +131,18 @@ class ModelClient:
         await self.http.aclose()
 
     async def predict(self, events: list[Event]) -> ModelAnswer:
-        """Directions for whole events; backs off on overload, raises after the retry budget."""
+        """Directions for whole events (each id once); backs off on any failure that is not a
+        typed refusal, and raises ModelServerUnavailableError after the retry budget."""
         frame = request_frame(events)
         body = encode_frame(frame, self.codec)
         deadline = time.monotonic() + self.settings.model_retry_max_s
         backoff = FIRST_BACKOFF_S
         while True:
             started = time.perf_counter()
-            problem = await self._post(body)
+            problem = await self._post(body, frame.event_id)
             metrics.MODEL_CALL_SECONDS.observe(time.perf_counter() - started)
-            if isinstance(problem, httpx.Response):
-                return parse_answer(problem.json(), frame.event_id)
+            if isinstance(problem, ModelAnswer):
+                return problem
             metrics.MODEL_CALL_RETRIES.labels(reason=problem).inc()
             if time.monotonic() + backoff > deadline:
                 raise ModelServerUnavailableError(
@@ -129,16 +152,21 @@ class ModelClient:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _post(self, body: bytes) -> httpx.Response | str:
-        """The response when it is usable, else a short reason to retry."""
+    async def _post(self, body: bytes, event_ids: NDArray[np.int64]) -> ModelAnswer | str:
+        """The answer when it is usable, else a short reason to retry."""
         try:
             response = await self.http.post(
                 "/predict", content=body, headers={"content-type": "application/octet-stream"}
             )
         except httpx.TransportError as error:
             return type(error).__name__
-        if response.status_code in RETRY_STATUS:
-            return str(response.status_code)
+        if response.status_code == REJECTION_STATUS:
+            refusal = geometry_rejection(response)
+            if refusal is not None:
+                raise refusal
         if response.status_code != 200:
-            raise rejection_error(response)
-        return response
+            return str(response.status_code)
+        try:
+            return parse_answer(response.json(), event_ids)
+        except (ValueError, KeyError, TypeError, AnswerMismatchError) as error:
+            return type(error).__name__

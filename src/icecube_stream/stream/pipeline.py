@@ -1,9 +1,12 @@
 """One worker step: raw messages in, predictions written, the finished messages returned for ack.
 
 Kept apart from Faust so the delivery logic reads in one place: a message is acknowledged only
-when every event it carried has its prediction written or sits in the dead-letter topic. Parts
-of split events keep their messages unacknowledged until the event completes, so a crash at any
-moment replays them instead of losing them.
+when every event it carried has its prediction written or is refused. Refusals of a message are
+collected and written as one dead-letter record, with every reason and event id, once nothing
+else of the message is pending. Parts of split events keep their messages unacknowledged until
+the event completes, so a crash at any moment replays them instead of losing them. Only a typed
+refusal (the checks here, or the model server naming an event) dead-letters an event; every
+other failure is retried until it goes away, or stops the worker when it never can.
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ from icecube_stream.stream.model_client import (
     GeometryRejectedError,
     ModelAnswer,
     ModelClient,
-    ModelRequestRejectedError,
+    request_frame,
 )
 from icecube_stream.stream.schemas import PULSES, AvroCodec, MalformedMessageError, topic_specs
-from icecube_stream.stream.sinks import Incoming, Sinks, prediction_records
-from icecube_stream.stream.validation import rejection
+from icecube_stream.stream.sinks import (
+    FatalKafkaError,
+    Incoming,
+    Rejection,
+    Sinks,
+    prediction_records,
+)
+from icecube_stream.stream.validation import Limits, event_problems, repeated_entries
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +47,14 @@ class Pipeline:
         self.model = model
         self.sinks = sinks
         self.codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+        self.limits = Limits(
+            settings.n_sensors, settings.max_event_pulses, settings.max_event_span_ns
+        )
         self.assemblers: dict[int, Assembler] = {}
         self.messages: dict[Hashable, Incoming] = {}
         self.outstanding: dict[Hashable, int] = {}
-        #: Reasons each unfinished message was dead-lettered for: one record per message and
-        #: reason, however many of its events (or requests) share it.
-        self.dead_lettered: dict[Hashable, set[str]] = {}
+        #: Refusals of each unfinished message, written as one DLQ record when it finishes.
+        self.rejections: dict[Hashable, list[Rejection]] = {}
         self.unknown_geometry_sources: set[str] = set()
         self.model_slots = asyncio.Semaphore(settings.model_concurrency)
 
@@ -54,20 +65,28 @@ class Pipeline:
         ready: list[Event] = []
         for message in incoming:
             metrics.WORKER_FRAMES_IN.inc()
+            self.messages[message.token] = message
             try:
                 frame = decode_frame(message.value, self.codec)
             except MalformedMessageError as error:
-                await self._retry_forever("dlq", self.sinks.dead_letter, message, error.reason,
-                                          error.detail)  # fmt: skip
-                finished.append(message.token)
+                self.outstanding[message.token] = 1
+                rejected = [Rejection(error.reason, error.detail)]
+                finished += await self._refuse({message.token: rejected}, [message.token])
                 continue
             if frame.geometry_id is None:
                 self._unknown_geometry(frame.source)
-            self.messages[message.token] = message
             self.outstanding[message.token] = frame.n_events
-            events, duplicates = self._assembler(message.partition).add(frame, message.token, now)
+            repeated = repeated_entries(frame.event_id, frame.part)
+            skip = {problem.index for problem in repeated}
+            events, duplicates = self._assembler(message.partition).add(
+                frame, message.token, now, skip
+            )
             ready += events
-            finished += self._finish_entries([message.token] * duplicates)
+            finished += await self._finish([message.token] * duplicates)
+            if repeated:
+                rejected = [Rejection(p.reason, p.detail, p.event_id) for p in repeated]
+                entries = [message.token] * len(skip)
+                finished += await self._refuse({message.token: rejected}, entries)
         for assembler in self.assemblers.values():
             expired = assembler.expire(now)
             metrics.WORKER_INCOMPLETE.inc(len(expired))
@@ -98,7 +117,7 @@ class Pipeline:
         for token in [t for t, m in self.messages.items() if m.partition in lost]:
             self.messages.pop(token)
             self.outstanding.pop(token, None)
-            self.dead_lettered.pop(token, None)
+            self.rejections.pop(token, None)
 
     def _assembler(self, partition: int) -> Assembler:
         if partition not in self.assemblers:
@@ -110,29 +129,16 @@ class Pipeline:
         metrics.WORKER_EVENTS_IN.inc(len(events))
         metrics.WORKER_BATCH_EVENTS.observe(len(events))
         metrics.WORKER_EVENTS_IN_PROGRESS.inc(len(events))
-        valid: list[Event] = []
-        invalid: dict[str, list[tuple[Event, str]]] = {}
-        finished: list[Hashable] = []
-        for event in events:
-            problem = rejection(event, self.settings.n_sensors, self.settings.max_event_pulses)
-            if problem is None:
-                valid.append(event)
-            else:
-                invalid.setdefault(problem[0], []).append((event, problem[1]))
-        for reason, refused in invalid.items():
-            details = "; ".join(detail for _, detail in refused)
-            finished += await self._reject([event for event, _ in refused], reason, details)
-        # One request holds events of one geometry, so the server can refuse a detector whole.
-        by_geometry: dict[str | None, list[Event]] = {}
-        for event in valid:
-            by_geometry.setdefault(event.geometry_id, []).append(event)
-        size = self.settings.model_batch_events
-        chunks = [
-            group[start : start + size]
-            for group in by_geometry.values()
-            for start in range(0, len(group), size)
-        ]
-        results = await asyncio.gather(*(self._predict(chunk) for chunk in chunks))
+        batch = request_frame(events)
+        problems = event_problems(
+            batch.event_id, batch.sensor_id, batch.time, batch.charge, batch.offsets, self.limits
+        )
+        refused = {problem.index for problem in problems}
+        finished = await self._reject(
+            [(events[p.index], Rejection(p.reason, p.detail, p.event_id)) for p in problems]
+        )
+        valid = [event for k, event in enumerate(events) if k not in refused]
+        results = await asyncio.gather(*(self._predict(chunk) for chunk in self._requests(valid)))
         answered = [pair for pairs, _ in results for pair in pairs]
         finished += [token for _, rejected in results for token in rejected]
         if answered:
@@ -140,27 +146,48 @@ class Pipeline:
         metrics.WORKER_EVENTS_IN_PROGRESS.dec(len(events))
         return finished
 
+    def _requests(self, events: list[Event]) -> list[list[Event]]:
+        """Model requests of at most model_batch_events, each of one geometry (so the server can
+        refuse a detector whole) and with each event id once (the answer is keyed by it; a
+        replayed event may come twice in one step)."""
+        groups: list[tuple[str | None, set[int], list[Event]]] = []
+        for event in events:
+            group = next(
+                (g for g in groups if g[0] == event.geometry_id and event.event_id not in g[1]),
+                None,
+            )
+            if group is None:
+                group = (event.geometry_id, set(), [])
+                groups.append(group)
+            group[1].add(event.event_id)
+            group[2].append(event)
+        size = self.settings.model_batch_events
+        return [chunk[i : i + size] for _, _, chunk in groups for i in range(0, len(chunk), size)]
+
     async def _predict(
         self, events: list[Event]
     ) -> tuple[list[tuple[list[Event], ModelAnswer]], list[Hashable]]:
-        """Model answers for the events, and the finished tokens of events it refused; calls
-        run concurrently up to model_concurrency, so the server can use both cores."""
+        """Model answers for the events, and the finished tokens of events it refused by name;
+        calls run concurrently up to model_concurrency, so the server can use both cores."""
         try:
             async with self.model_slots:
                 answer = await self._retry_forever("model", self.model.predict, events)
         except GeometryRejectedError as error:
-            hashes = (
+            headers = (
                 ("dlq.frame_geometry", error.frame_geometry),
                 ("dlq.model_geometry", error.model_geometry),
             )
-            return [], await self._reject(events, "geometry-mismatch", str(error), hashes)
-        except ModelRequestRejectedError as error:
-            if len(events) == 1:
-                return [], await self._reject(events, "model-rejected", str(error))
-            half = len(events) // 2  # find the offending event(s) without losing the rest
-            first, second = await self._predict(events[:half]), await self._predict(events[half:])
-            return first[0] + second[0], first[1] + second[1]
-        return [(events, answer)], []
+            return [], await self._reject(
+                [(e, Rejection("geometry-mismatch", str(error), e.event_id, headers))
+                 for e in events]
+            )  # fmt: skip
+        by_id = {event.event_id: event for event in events}
+        finished = await self._reject(
+            [(by_id[p.event_id], Rejection(p.reason, p.detail, p.event_id))
+             for p in answer.refused]
+        )  # fmt: skip
+        served = [by_id[event_id] for event_id in answer.event_id.tolist()]
+        return ([(served, answer)] if served else []), finished
 
     async def _write(
         self, answered: list[tuple[list[Event], ModelAnswer]], assembled_at_ns: int
@@ -171,41 +198,41 @@ class Pipeline:
             for events, answer in answered
             for record in prediction_records(events, answer, assembled_at_ns, predicted_at)
         ]
-        await self._retry_forever("predictions", self.sinks.write_predictions, records)
+        await asyncio.gather(  # each sink retried on its own: one outage repeats no other write
+            self._retry_forever("kafka", self.sinks.to_kafka, records),
+            self._retry_forever("mongo", self.sinks.to_mongo, records),
+        )
         written = time.time_ns()
         events = [event for chunk, _ in answered for event in chunk]
         for event in events:
-            metrics.PIPELINE_LATENCY.observe(max(0, written - event.emitted_at_ns) / 1e9)
+            if 0 < event.emitted_at_ns <= written:  # 0 or a clock ahead of ours: no latency
+                metrics.PIPELINE_LATENCY.observe((written - event.emitted_at_ns) / 1e9)
+            else:
+                metrics.WORKER_BAD_EMIT_TIME.inc()
         metrics.WORKER_EVENTS_OUT.inc(len(events))
         metrics.WORKER_LAST_PROCESSED.set(written / 1e9)
-        return self._finish_entries(t for e in events for t in e.tokens)
+        return await self._finish(t for e in events for t in e.tokens)
 
-    async def _reject(
-        self,
-        events: list[Event],
-        reason: str,
-        detail: str,
-        headers: Sequence[tuple[str, str]] = (),
+    async def _reject(self, refused: Sequence[tuple[Event, Rejection]]) -> list[Hashable]:
+        """Record each event's refusal against every message it came in; finish its entries."""
+        by_message: dict[Hashable, list[Rejection]] = {}
+        for event, rejection in refused:
+            for token in dict.fromkeys(event.tokens):
+                by_message.setdefault(token, []).append(rejection)
+        return await self._refuse(by_message, [t for e, _ in refused for t in e.tokens])
+
+    async def _refuse(
+        self, by_message: dict[Hashable, list[Rejection]], entries: Iterable[Hashable]
     ) -> list[Hashable]:
-        """Dead-letter the messages the events came in (one record per message and reason)."""
-        event_ids: dict[Hashable, list[int]] = {}
-        for event in events:
-            for token in event.tokens:
-                event_ids.setdefault(token, []).append(event.event_id)
-        for token, ids in event_ids.items():
-            message = self.messages.get(token)
-            if message is None:
-                continue  # its partition was revoked: the new owner handles it again
-            reasons = self.dead_lettered.setdefault(token, set())
-            if reason in reasons:
-                continue
-            await self._retry_forever("dlq", self.sinks.dead_letter, message, reason, detail,
-                                      ids, headers)  # fmt: skip
-            reasons.add(reason)
-        return self._finish_entries(t for e in events for t in e.tokens)
+        """Keep the refusals for each message's DLQ record, then finish the refused entries."""
+        for token, rejections in by_message.items():
+            if token in self.outstanding:  # else revoked: the new owner handles it again
+                self.rejections.setdefault(token, []).extend(rejections)
+        return await self._finish(entries)
 
-    def _finish_entries(self, tokens: Iterable[Hashable]) -> list[Hashable]:
-        """Count down each message's unfinished entries; those reaching zero are done."""
+    async def _finish(self, tokens: Iterable[Hashable]) -> list[Hashable]:
+        """Count down each message's unfinished entries; those reaching zero are done, after
+        their refusals, if any, are in the dead-letter topic as one record."""
         done = []
         for token in tokens:
             if token not in self.outstanding:
@@ -213,17 +240,21 @@ class Pipeline:
             self.outstanding[token] -= 1
             if self.outstanding[token] == 0:
                 del self.outstanding[token]
-                del self.messages[token]
-                self.dead_lettered.pop(token, None)
+                message = self.messages.pop(token)
+                rejections = self.rejections.pop(token, None)
+                if rejections:
+                    await self._retry_forever("dlq", self.sinks.dead_letter, message, rejections)
                 done.append(token)
         return done
 
     async def _retry_forever(self, what: str, call, *args):  # type: ignore[no-untyped-def]
-        """Keep the events and try again while a dependency is down: waiting beats dropping."""
+        """Keep the events and try again while a dependency is down: waiting beats dropping.
+        A typed refusal is an answer, and a Kafka error that can never succeed stops the worker
+        (crash-only: the messages are read again after the fix)."""
         while True:
             try:
                 return await call(*args)
-            except ModelRequestRejectedError:
+            except (GeometryRejectedError, FatalKafkaError):
                 raise
             except Exception as error:  # unavailable model, Kafka and MongoDB client errors
                 problem = error

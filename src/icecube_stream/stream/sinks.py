@@ -2,18 +2,19 @@
 
 Both prediction writes finish before the caller acknowledges the source messages, so a crash
 between them means the events are processed again: Kafka may then carry a prediction twice
-(at-least-once), MongoDB never does (documents keyed by event_id, see docs/streaming.md).
+(at-least-once), MongoDB never does (documents keyed by event_id, see docs/streaming.md). Each
+is written, and retried, on its own, so an outage of one does not repeat writes to the other.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, errors
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
@@ -24,6 +25,36 @@ from icecube_stream.stream.model_client import ModelAnswer
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, AvroCodec, topic_specs
 
 DUPLICATE_KEY = 11000
+#: Bytes of each free-text DLQ header (details, event ids): bounded so that a message refused for
+#: thousands of events still fits in one record.
+HEADER_LIMIT = 4096
+#: Room the headers and the record's framing take beside a value that must be truncated.
+DLQ_OVERHEAD = 32 * 1024
+
+#: Kafka errors a retry can never fix: the record is too large, or the client may not write.
+NEVER_SUCCEEDS = (
+    errors.MessageSizeTooLargeError,
+    errors.RecordTooLargeError,
+    errors.RecordListTooLargeError,
+    errors.TopicAuthorizationFailedError,
+    errors.ClusterAuthorizationFailedError,
+    errors.InvalidTopicError,
+)
+
+
+class FatalKafkaError(RuntimeError):
+    """A write Kafka refuses for good: the worker stops, and the messages are read again after
+    the fix (nothing was acknowledged)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message, or one event of it, is refused; headers travel to its DLQ record."""
+
+    reason: str
+    detail: str
+    event_id: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,24 +94,40 @@ def prediction_records(
     ]
 
 
+def _bounded(text: str, limit: int = HEADER_LIMIT) -> bytes:
+    data = text.encode()
+    if len(data) <= limit:
+        return data
+    return data[: limit - 40] + f"... ({len(data)} bytes in all)".encode()
+
+
 def dlq_headers(
-    message: Incoming,
-    reason: str,
-    detail: str,
-    event_ids: Sequence[int],
-    extra: Sequence[tuple[str, str]] = (),
+    message: Incoming, rejections: Sequence[Rejection], value: bytes
 ) -> list[tuple[str, bytes]]:
+    """Every reason and event id of one message's refusals, each header bounded in size."""
+    reasons = list(dict.fromkeys(r.reason for r in rejections))
+    details = list(dict.fromkeys(r.detail for r in rejections))
+    event_ids = [str(r.event_id) for r in rejections if r.event_id is not None]
     headers = [
-        ("dlq.reason", reason.encode()),
-        ("dlq.error", detail.encode()[:2000]),
+        ("dlq.reason", ",".join(reasons).encode()),
+        ("dlq.error", _bounded("; ".join(details))),
         ("dlq.topic", message.topic.encode()),
         ("dlq.partition", str(message.partition).encode()),
         ("dlq.offset", str(message.offset).encode()),
         ("dlq.at", str(time.time_ns()).encode()),
     ]
     if event_ids:
-        headers.append(("dlq.event_id", ",".join(map(str, event_ids)).encode()))
-    headers += [(name, value.encode()) for name, value in extra]
+        pairs = [f"{r.event_id}:{r.reason}" for r in rejections if r.event_id is not None]
+        headers.append(("dlq.event_id", _bounded(",".join(event_ids))))
+        headers.append(("dlq.events", _bounded(",".join(pairs))))  # which event, which reason
+    if len(value) < len(message.value):
+        headers += [
+            ("dlq.truncated", b"1"),
+            ("dlq.value_length", str(len(message.value)).encode()),
+            ("dlq.value_sha256", hashlib.sha256(message.value).hexdigest().encode()),
+        ]
+    extra = {name: v for r in rejections for name, v in r.headers}
+    headers += [(name, _bounded(v)) for name, v in extra.items()]
     return headers
 
 
@@ -90,30 +137,31 @@ class Sinks:
         self.predictions_topic = settings.topic(PREDICTIONS)
         self.dlq_topic = settings.topic(DLQ)
         self.codec = AvroCodec.for_topic(specs[PREDICTIONS])
+        self.dlq_max_bytes = int(specs[DLQ].config.get("max.message.bytes", 1_048_576))
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
-            max_request_size=int(specs[DLQ].config.get("max.message.bytes", 1_048_576)),
+            max_request_size=self.dlq_max_bytes,
         )
+        self.producer_started = False
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
         self.collection = self.mongo[settings.mongo_database][settings.mongo_collection]
 
     async def start(self) -> None:
-        await self.producer.start()
+        """Connect both; safe to call again after a failure (what started stays started)."""
+        if not self.producer_started:
+            await self.producer.start()
+            self.producer_started = True
         await self.collection.create_index([("event_id", ASCENDING)], unique=True)
 
     async def stop(self) -> None:
         await self.producer.stop()
         await self.mongo.close()
 
-    async def write_predictions(self, records: list[dict[str, Any]]) -> None:
-        """Both writes, concurrently; raises if either fails (the caller retries the step)."""
-        if records:
-            await asyncio.gather(self._to_kafka(records), self._to_mongo(records))
-
-    async def _to_kafka(self, records: list[dict[str, Any]]) -> None:
+    async def to_kafka(self, records: list[dict[str, Any]]) -> None:
+        """The predictions topic; raises if any delivery failed (the caller retries all)."""
         deliveries: list[Awaitable[object]] = []
         for record in records:
             value = self.codec.encode(record)
@@ -122,16 +170,18 @@ class Sinks:
         # Awaiting the futures one by one: most are done by then, and gather() would wrap each
         # of thousands in a callback (a tenth of the worker's CPU in a profile). Every one is
         # awaited, so no failed delivery is left unretrieved; the first error is raised.
-        errors: list[Exception] = []
+        failures: list[Exception] = []
         for delivery in deliveries:
             try:
                 await delivery
             except Exception as error:
-                errors.append(error)
-        if errors:
-            raise errors[0]
+                failures.append(error)
+        if failures:
+            if isinstance(failures[0], NEVER_SUCCEEDS):
+                raise FatalKafkaError(f"Kafka refuses predictions for good: {failures[0]!r}")
+            raise failures[0]
 
-    async def _to_mongo(self, records: list[dict[str, Any]]) -> None:
+    async def to_mongo(self, records: list[dict[str, Any]]) -> None:
         """Insert keyed by event_id (`_id`); a replayed event's duplicate-key error is the
         idempotence working, so the document already there stays: one document per event."""
         started = time.perf_counter()
@@ -148,18 +198,19 @@ class Sinks:
                 raise
         metrics.MONGO_WRITE_SECONDS.observe(time.perf_counter() - started)
 
-    async def dead_letter(
-        self,
-        message: Incoming,
-        reason: str,
-        detail: str,
-        event_ids: Sequence[int] = (),
-        extra_headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        """The original bytes and key, with headers saying why and where they came from."""
-        headers = dlq_headers(message, reason, detail, event_ids, extra_headers)
-        delivery = await self.producer.send(
-            self.dlq_topic, message.value, key=message.key, headers=headers
-        )
-        await delivery
-        metrics.WORKER_DLQ.labels(reason=reason).inc()
+    async def dead_letter(self, message: Incoming, rejections: Sequence[Rejection]) -> None:
+        """One record per message: its original key and bytes (truncated, with their length
+        and SHA-256 in headers, when they would not fit) and every reason it was refused for."""
+        value = message.value
+        if len(value) + len(message.key or b"") > self.dlq_max_bytes - DLQ_OVERHEAD:
+            value = value[: max(0, self.dlq_max_bytes - DLQ_OVERHEAD - len(message.key or b""))]
+        headers = dlq_headers(message, rejections, value)
+        try:
+            delivery = await self.producer.send(
+                self.dlq_topic, value, key=message.key, headers=headers
+            )
+            await delivery
+        except NEVER_SUCCEEDS as error:
+            raise FatalKafkaError(f"Kafka refuses this DLQ record for good: {error!r}") from error
+        for reason in dict.fromkeys(r.reason for r in rejections):
+            metrics.WORKER_DLQ.labels(reason=reason).inc()

@@ -122,14 +122,53 @@ def test_not_ready_is_503_with_retry_after(client, codec, make_frame) -> None:
     assert client.get("/model").json()["ready"] is False
 
 
-def test_bad_input_is_400_and_the_server_keeps_serving(client, holder, codec, make_frame):
+def test_a_bad_event_is_refused_by_name_and_the_rest_served(client, holder, codec, make_frame):
     holder.reload()
-    frame = make_frame((4, 3))
+    frame = make_frame((4, 3, 5))
     frame.sensor_id[0] = 9999
-    bad = client.post("/predict", content=encode_frame(frame, codec))
-    assert bad.status_code == 400 and "unknown sensor_id" in bad.json()["error"]
-    good = client.post("/predict", content=encode_frame(make_frame(), codec))
-    assert good.status_code == 200
+    answer = client.post("/predict", content=encode_frame(frame, codec))
+    assert answer.status_code == 200
+    body = answer.json()
+    first, *rest = frame.event_id.tolist()
+    assert body["event_id"] == rest
+    (refused,) = body["rejected"]
+    assert (refused["event_id"], refused["reason"]) == (first, "unknown-sensor")
+
+
+def test_a_non_finite_output_is_refused_by_name_not_answered_500(
+    client, holder, tiny_model, codec, make_frame, monkeypatch
+):
+    holder.reload()
+    frame = make_frame((4, 3, 5))
+    predict = tiny_model.predict
+
+    def nan_for_the_second(*arrays):  # type: ignore[no-untyped-def]
+        prediction = predict(*arrays)
+        prediction.direction[1] = np.nan
+        return prediction
+
+    monkeypatch.setattr(tiny_model, "predict", nan_for_the_second)
+    answer = client.post("/predict", content=encode_frame(frame, codec))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    ids = frame.event_id.tolist()
+    assert body["event_id"] == [ids[0], ids[2]]
+    assert [(r["event_id"], r["reason"]) for r in body["rejected"]] == [
+        (ids[1], "non-finite-output")
+    ]
+    assert np.isfinite(body["x"]).all()
+
+
+def test_a_500_shows_no_internal_detail(client, holder, tiny_model, codec, make_frame, monkeypatch):
+    holder.reload()
+
+    def broken(*arrays):  # type: ignore[no-untyped-def]
+        raise OSError("/secret/path/model.pt: mongodb://user:pw@db/ unreachable")
+
+    monkeypatch.setattr(tiny_model, "predict", broken)
+    answer = client.post("/predict", content=encode_frame(make_frame(), codec))
+    assert answer.status_code == 500
+    assert "/secret" not in answer.text and "mongodb://" not in answer.text
 
 
 def test_pickle_content_type_is_refused_on_every_path(client) -> None:

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from icecube_stream.events.geometry import from_positions, icecube_geometry
-from icecube_stream.serving.request import BadRequestError, parse_request
+from icecube_stream.serving.request import BadRequestError, parse_request, refused_events
 from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.schemas import AvroCodec
+from icecube_stream.stream.validation import Limits
 
 pytestmark = pytest.mark.unit
 
@@ -91,31 +92,40 @@ def test_empty_batch(codec, make_frame) -> None:
     assert "no events" in error.message
 
 
-def test_event_without_pulses(codec, make_frame) -> None:
-    error = _refusal(encode_frame(make_frame((4, 0, 3)), codec), codec)
-    assert "event 1" in error.message and "no pulses" in error.message
-
-
 def test_wrong_shapes(codec, make_frame) -> None:
     frame = make_frame((4, 3), charge=np.ones(6, np.float32))  # 7 pulses, 6 charges
     error = _refusal(encode_frame(frame, codec), codec)
     assert error.status == 400 and "differ in length" in error.message
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_charge(codec, make_frame, bad) -> None:
-    frame = make_frame((4, 3))
-    frame.charge[5] = bad
-    error = _refusal(encode_frame(frame, codec), codec)
-    assert "NaN/inf" in error.message and "event 1" in error.message
+@pytest.mark.parametrize(
+    ("change", "reason", "says"),
+    [
+        (lambda f: f.charge.__setitem__(5, np.nan), "non-finite", "NaN or infinite"),
+        (lambda f: f.charge.__setitem__(5, -np.inf), "non-finite", "NaN or infinite"),
+        (lambda f: f.charge.__setitem__(5, -1.0), "negative-charge", "negative charge"),
+        (lambda f: f.sensor_id.__setitem__(5, 5160), "unknown-sensor", "5160"),
+        (lambda f: f.time.__setitem__(5, np.iinfo(np.int64).max), "time-out-of-range", "beyond"),
+        (lambda f: f.time.__setitem__(5, 5_000_000), "event-too-long", "spans"),
+        (lambda f: f.event_id.__setitem__(2, f.event_id[1]), "duplicate-event-id", "more than"),
+    ],
+)  # fmt: skip
+def test_a_bad_event_is_refused_by_name_and_only_it(codec, make_frame, change, reason, says):
+    frame = make_frame((4, 3, 2))
+    change(frame)
+    request = parse_request(encode_frame(frame, codec), OCTETS, codec, ICECUBE, LIMIT)
+    refused = refused_events(request, Limits(ICECUBE.n_sensors, 1000))
+    (problem,) = [p for p in refused if p.index == 1]
+    assert problem.reason == reason and says in problem.detail
+    assert f"event {frame.event_id[1]}" in problem.detail
+    assert 0 not in {p.index for p in refused}
 
 
-def test_unknown_sensor_ids(codec, make_frame) -> None:
-    frame = make_frame((4, 3))
-    frame.sensor_id[2] = 5160
-    frame.sensor_id[3] = -1
-    error = _refusal(encode_frame(frame, codec), codec)
-    assert "unknown sensor_id" in error.message and "5160" in error.message
+def test_an_event_without_pulses_is_refused_by_name(codec, make_frame) -> None:
+    request = parse_request(encode_frame(make_frame((4, 0, 3)), codec), OCTETS, codec, ICECUBE,
+                            LIMIT)  # fmt: skip
+    (problem,) = refused_events(request, Limits(ICECUBE.n_sensors, 1000))
+    assert (problem.index, problem.reason) == (1, "empty-event")
 
 
 def test_split_events_are_refused(codec, make_frame) -> None:

@@ -13,14 +13,11 @@ from icecube_stream.config import Settings
 from icecube_stream.events.geometry import from_positions, icecube_geometry
 from icecube_stream.stream.assembly import Event
 from icecube_stream.stream.frames import encode_frame, frames_from_batch
-from icecube_stream.stream.model_client import (
-    GeometryRejectedError,
-    ModelAnswer,
-    ModelRequestRejectedError,
-)
+from icecube_stream.stream.model_client import GeometryRejectedError, ModelAnswer
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.schemas import AvroCodec
-from icecube_stream.stream.sinks import Incoming
+from icecube_stream.stream.sinks import FatalKafkaError, Incoming, Rejection
+from icecube_stream.stream.validation import Problem
 
 pytestmark = pytest.mark.unit
 
@@ -38,27 +35,45 @@ class RecordingModel:
         (geometry,) = geometries
         if geometry not in (None, icecube_geometry().identity):
             raise GeometryRejectedError("409: geometry-mismatch", geometry, "the-model's")
-        if self.refuse & set(ids):
-            raise ModelRequestRejectedError("400: bad event")
-        n = len(events)
-        return ModelAnswer("m", "1", np.array(ids), np.zeros(n), np.zeros(n),
-                           np.tile([0.0, 0.0, 1.0], (n, 1)), np.full(n, 0.1))  # fmt: skip
+        refused = tuple(Problem(-1, e, "non-finite-output", f"event {e}") for e in ids
+                        if e in self.refuse)  # fmt: skip
+        served = [e for e in ids if e not in self.refuse]
+        n = len(served)
+        return ModelAnswer("m", "1", np.array(served), np.zeros(n), np.zeros(n),
+                           np.tile([0.0, 0.0, 1.0], (n, 1)), np.full(n, 0.1), refused)  # fmt: skip
 
 
 class RecordingSinks:
+    """Records every write; `failures[sink]` writes to that sink fail first."""
+
     def __init__(self) -> None:
         self.predictions: list[dict[str, Any]] = []
+        self.mongo: list[dict[str, Any]] = []
         self.dead: list[tuple[int, str, tuple[int, ...]]] = []
         self.headers: list[dict[str, str]] = []
+        self.failures: dict[str, int] = {}
+        self.fatal: Exception | None = None
 
-    async def write_predictions(self, records: list[dict[str, Any]]) -> None:
+    def _fail(self, sink: str) -> None:
+        if self.failures.get(sink, 0) > 0:
+            self.failures[sink] -= 1
+            raise ConnectionError(f"{sink} is down")
+
+    async def to_kafka(self, records: list[dict[str, Any]]) -> None:
+        self._fail("kafka")
         self.predictions += records
 
-    async def dead_letter(
-        self, message: Incoming, reason: str, detail: str, ids=(), headers=()
-    ) -> None:  # type: ignore[no-untyped-def]
-        self.dead.append((message.offset, reason, tuple(ids)))
-        self.headers.append(dict(headers))
+    async def to_mongo(self, records: list[dict[str, Any]]) -> None:
+        self._fail("mongo")
+        self.mongo += records
+
+    async def dead_letter(self, message: Incoming, rejections: list[Rejection]) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        reasons = ",".join(dict.fromkeys(r.reason for r in rejections))
+        ids = tuple(r.event_id for r in rejections if r.event_id is not None)
+        self.dead.append((message.offset, reasons, ids))
+        self.headers.append({k: v for r in rejections for k, v in r.headers})
 
 
 @pytest.fixture
@@ -124,11 +139,8 @@ def test_one_invalid_event_is_dead_lettered_and_the_rest_predicted(run, make_bat
     batch.sensor_id[13] = -1  # a pulse of event 1003
     m = message(next(frames_from_batch(batch, "b", 10, 100)))
     assert step(m) == [m.token]
-    # One record per message and reason, naming every event it holds for that reason.
-    assert sorted(sinks.dead) == [
-        (m.offset, "non-finite", (1002,)),
-        (m.offset, "unknown-sensor", (1001, 1003)),
-    ]
+    # One record for the message, with every reason and every refused event.
+    assert sinks.dead == [(m.offset, "unknown-sensor,non-finite", (1001, 1002, 1003))]
     assert [p["event_id"] for p in sinks.predictions] == [1000]
 
 
@@ -137,7 +149,7 @@ def test_an_event_the_model_refuses_does_not_take_its_batch_down(run, make_batch
     model.refuse = {1002}
     m = message(next(frames_from_batch(make_batch([3, 3, 3, 3]), "b", 10, 100)))
     assert step(m) == [m.token]
-    assert sinks.dead == [(m.offset, "model-rejected", (1002,))]
+    assert sinks.dead == [(m.offset, "non-finite-output", (1002,))]
     assert sorted(p["event_id"] for p in sinks.predictions) == [1000, 1001, 1003]
 
 
@@ -175,13 +187,15 @@ def test_frames_of_another_detector_are_dead_lettered_once_each_with_both_geomet
     assert sorted(step(*messages)) == sorted(m.token for m in messages)
     assert [len(c) for c in model.calls] == [4, 4, 1]
     assert sorted(offset for offset, _, _ in sinks.dead) == [m.offset for m in messages]
+    assert [ids for _, _, ids in sinks.dead] == [(1000, 1001, 1002), (1003, 1004, 1005),
+                                                 (1006, 1007, 1008)]  # fmt: skip
     assert {reason for _, reason, _ in sinks.dead} == {"geometry-mismatch"}
     assert all(
         h == {"dlq.frame_geometry": shifted.identity, "dlq.model_geometry": "the-model's"}
         for h in sinks.headers
     )
     assert sinks.predictions == []
-    assert pipeline.outstanding == {} and pipeline.dead_lettered == {}
+    assert pipeline.outstanding == {} and pipeline.rejections == {}
 
 
 def test_old_schema_frames_are_predicted_counted_and_warned_about_once_per_source(
@@ -206,3 +220,80 @@ def test_old_schema_frames_are_predicted_counted_and_warned_about_once_per_sourc
 def _record(frame, codec):  # type: ignore[no-untyped-def]
     """The Avro record of a frame as the current schema writes it."""
     return codec.decode(encode_frame(frame, codec))
+
+
+def test_two_parts_of_one_split_event_in_one_frame_finish_the_message(
+    run, make_batch, frame_codec
+) -> None:  # type: ignore[no-untyped-def]
+    """No emitter writes this, but a frame may: both entries must count, or it is never acked."""
+    _, _, sinks, message, step = run
+    parts = list(frames_from_batch(make_batch([250]), "b", 10, 100))
+    both = replace(parts[0], **{name: np.concatenate([getattr(parts[0], name),
+                                                      getattr(parts[1], name)])
+                                for name in ("event_id", "part", "n_parts", "pulse_count",
+                                             "sensor_id", "time", "charge", "auxiliary")}
+                )  # fmt: skip
+    first, rest = message(both), message(parts[2])
+    assert step(first) == []
+    assert sorted(step(rest)) == sorted([first.token, rest.token])
+    assert [(p["event_id"], p["n_pulses"], p["flags"]) for p in sinks.predictions] == [
+        (1000, 250, [])
+    ]
+
+
+def test_an_event_id_twice_in_one_frame_is_refused_and_the_rest_predicted(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    batch = make_batch([3, 4, 5])
+    batch.event_id[2] = batch.event_id[0]
+    m = message(next(frames_from_batch(batch, "b", 10, 100)))
+    assert step(m) == [m.token]
+    assert sinks.dead == [(m.offset, "duplicate-event-id", (1000, 1000))]
+    assert [p["event_id"] for p in sinks.predictions] == [1001]
+
+
+def test_the_same_event_replayed_within_one_step_is_predicted_and_both_messages_acked(
+    run, make_batch
+) -> None:  # type: ignore[no-untyped-def]
+    _, model, sinks, message, step = run
+    frame = next(frames_from_batch(make_batch([3, 4]), "b", 10, 100))
+    first, again = message(frame), message(frame)
+    assert step(first, again) == [first.token, again.token]
+    assert all(len(set(call)) == len(call) for call in model.calls)  # each id once per request
+    assert sinks.dead == []
+
+
+def test_a_mongodb_outage_writes_each_prediction_to_kafka_once(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    sinks.failures["mongo"] = 2
+    m = message(next(frames_from_batch(make_batch([3, 4]), "b", 10, 100)))
+    with_fast_retries(lambda: step(m))
+    assert [p["event_id"] for p in sinks.predictions] == [1000, 1001]
+    assert [p["event_id"] for p in sinks.mongo] == [1000, 1001]
+
+
+def test_a_dlq_write_kafka_never_accepts_stops_the_worker(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    sinks.fatal = FatalKafkaError("record too large")
+    with pytest.raises(FatalKafkaError):
+        step(message(b"not avro at all"))
+
+
+def test_an_event_with_pulses_far_apart_or_at_int64_extremes_is_refused(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    _, _, sinks, message, step = run
+    batch = make_batch([3, 3, 3])
+    batch.time[1] = 10_000_000  # event 1000 spans 10 ms
+    batch.time[4] = np.iinfo(np.int64).min  # event 1001
+    m = message(next(frames_from_batch(batch, "b", 10, 100)))
+    assert step(m) == [m.token]
+    assert sinks.dead == [(m.offset, "event-too-long,time-out-of-range", (1000, 1001))]
+    assert [p["event_id"] for p in sinks.predictions] == [1002]
+
+
+def with_fast_retries(call):  # type: ignore[no-untyped-def]
+    from icecube_stream.stream import pipeline
+
+    before, pipeline.RETRY_PAUSE_S = pipeline.RETRY_PAUSE_S, 0.0
+    try:
+        return call()
+    finally:
+        pipeline.RETRY_PAUSE_S = before
