@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     model_server_max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1, description="Larger /predict bodies are refused with 413."
     )
+    model_server_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that POST /reload (any route that changes the server's state) "
+        "requires; unset, those routes are refused. Never logged.",
+    )
     model_server_torch_threads: int = Field(
         1,
         ge=1,
@@ -162,7 +167,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as ICECUBE_* variables, so a child process sees exactly these values."""
     prefix = Settings.model_config.get("env_prefix", "")
     return {
-        f"{prefix}{name.upper()}": str(value)
+        f"{prefix}{name.upper()}": (
+            value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        )
         for name, value in settings.model_dump().items()
         if value is not None
     }

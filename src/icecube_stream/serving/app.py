@@ -8,6 +8,7 @@ Decoding and inference run in a worker thread so /readyz and /metrics answer dur
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Any
@@ -45,6 +46,32 @@ def _error(
     if rejection is not None:
         body["rejection"] = rejection
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _unauthorised(request: Request, settings: Settings) -> Response | None:
+    """The refusal of a state-changing request without the server's token, else None."""
+    token = settings.model_server_token
+    if token is None:
+        return _error(403, "this route is off: set ICECUBE_MODEL_SERVER_TOKEN on the model "
+                      "server and send it as 'Authorization: Bearer <token>'")  # fmt: skip
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme != "Bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
+        return _error(401, "missing or wrong token ('Authorization: Bearer <token>')",
+                      headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return None
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it passes the limit: a chunked body has no length to check
+    up front, so reading stops there instead of buffering whatever the client sends."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class RefusePickleMiddleware:
@@ -109,15 +136,14 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
                 f"model not ready: {holder.last_error}",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.model_server_max_body_bytes:
+        body = await _read_at_most(request, settings.model_server_max_body_bytes)
+        if body is None:
             metrics.MODEL_SERVER_REJECTED.labels(reason="too-large").inc()
             return _error(
                 413,
-                f"body of {length} bytes exceeds the server's limit of "
-                f"{settings.model_server_max_body_bytes} bytes; send fewer events per request",
+                f"body exceeds the server's limit of {settings.model_server_max_body_bytes} "
+                "bytes; send fewer events per request",
             )
-        body = await request.body()
         try:
             payload = await anyio.to_thread.run_sync(
                 serve, served, body, request.headers.get("content-type")
@@ -134,13 +160,17 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
         return JSONResponse(payload)
 
     async def reload(request: Request) -> Response:
+        refusal = _unauthorised(request, settings)
+        if refusal is not None:
+            return refusal
         if await request.body():
             return _error(400, "POST /reload takes no body (use ?force=true to reload anyway)")
         force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
         outcome = await anyio.to_thread.run_sync(lambda: holder.reload(force=force))
         body = outcome.as_dict()
-        if outcome.outcome == "failed":
-            return JSONResponse({**body, "error": outcome.detail}, status_code=500)
+        if outcome.outcome == "failed":  # the cause, with its paths and URIs, is in the log
+            body["detail"] = "the new version did not load; the serving one stays (see the log)"
+            return JSONResponse({**body, "error": body["detail"]}, status_code=500)
         return JSONResponse(body)
 
     async def model_info(_: Request) -> Response:

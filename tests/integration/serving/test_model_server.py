@@ -8,6 +8,7 @@ not ready before any champion exists, then served, then overloaded, then reloade
 import asyncio
 import os
 import pickle
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,6 +51,8 @@ pytestmark = pytest.mark.integration
 FEATURES = FeatureConfig(max_pulses=24)
 TINY = NetworkConfig(d_model=16, n_context=1, ff_dim=32)
 OCTETS = {"content-type": "application/octet-stream"}
+TOKEN = "it-" + uuid.uuid4().hex
+AUTHORISED = {"authorization": f"Bearer {TOKEN}"}
 
 
 def _retries_429() -> float:
@@ -117,6 +120,8 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "model_reload_poll_s": 0.0,
             "model_retry_max_s": 20.0,
             "health_timeout_s": 90.0,
+            "model_server_max_body_bytes": 4 * 1024 * 1024,
+            "model_server_token": TOKEN,
         }
     )
     service = ModelServer(settings)
@@ -158,7 +163,7 @@ def test_client_gives_up_after_its_budget_while_not_ready(server: Server) -> Non
 @pytest.fixture(scope="module")
 def champion(server: Server) -> tuple[str, DirectionModel]:
     version, model = server.register(seed=1, promote=True)
-    httpx.post(f"{server.url}/reload", timeout=60)  # no need to wait for the 5 s retry
+    httpx.post(f"{server.url}/reload", headers=AUTHORISED, timeout=60)  # skip the 5 s retry
     wait_for(lambda: _status(f"{server.url}/readyz") == 200, 60, "readiness after registering")
     return version, model
 
@@ -255,7 +260,8 @@ def test_pickle_bodies_are_never_loaded(server: Server, champion: object, tmp_pa
 def test_overload_answers_429_and_the_client_retries_through_it(
     server: Server, champion: object
 ) -> None:
-    body = server.body(server.events * 4)  # 256 events: long enough to overlap
+    many = [replace(e, event_id=e.event_id + k * 10**7) for k in range(4) for e in server.events]
+    body = server.body(many)  # 256 events: long enough to overlap
 
     async def flood() -> list[int]:
         async with httpx.AsyncClient(timeout=60) as http:
@@ -276,7 +282,7 @@ def test_overload_answers_429_and_the_client_retries_through_it(
     async def clients() -> list[int]:
         client = ModelClient(server.settings)
         try:
-            answers = await asyncio.gather(*(client.predict(server.events * 4) for _ in range(8)))
+            answers = await asyncio.gather(*(client.predict(many) for _ in range(8)))
         finally:
             await client.close()
         return [a.event_id.size for a in answers]
@@ -306,7 +312,7 @@ def test_reload_swaps_the_version_without_a_failed_request(
 
             asker = asyncio.create_task(keep_asking())
             await asyncio.sleep(0.3)
-            outcome = (await http.post("/reload")).json()
+            outcome = (await http.post("/reload", headers=AUTHORISED)).json()
             await asyncio.sleep(0.3)
             stop.set()
             await asker
@@ -341,3 +347,35 @@ def test_metrics_show_the_project_metrics_beside_bentoml(server: Server, champio
     labels = f'model_name="{server.settings.model_name}",model_version="{version}"'
     assert values[f"icecube_model_server_model_info{{{labels}}}"] == 1
     assert any(key.startswith("bentoml_service_request_total") for key in values)
+
+
+def test_reload_needs_the_token(server: Server, champion: object) -> None:
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
+        refused = httpx.post(f"{server.url}/reload", headers=headers, timeout=30)
+        assert refused.status_code == 401, (headers, refused.text)
+        assert TOKEN not in refused.text
+    allowed = httpx.post(f"{server.url}/reload", headers=AUTHORISED, timeout=60)
+    assert allowed.status_code == 200 and allowed.json()["outcome"] == "unchanged"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(
+    server: Server, champion: object
+) -> None:
+    """A chunked body has no length to check up front. The client sends just over the limit and
+    then nothing more, without ending the body: only a server that stops reading at the limit
+    answers; one that buffers the whole body waits for the rest."""
+    limit = server.settings.model_server_max_body_bytes
+    port = server.settings.model_server_port
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                     b"\r\nTransfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+        chunk = bytes(64 * 1024)
+        for _ in range(limit // len(chunk) + 2):
+            sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        answer = b""
+        while b"}" not in answer:  # the body is not finished: a buffering server never answers
+            answer += sock.recv(4096) or b"}"
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"limit" in answer
+    good = httpx.post(f"{server.url}/predict", content=server.body(), headers=OCTETS)
+    assert good.status_code == 200

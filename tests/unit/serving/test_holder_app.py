@@ -89,9 +89,13 @@ def test_background_loader_becomes_ready(holder) -> None:
         holder.stop()
 
 
+TOKEN = "t0ken"
+AUTHORISED = {"authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture
 def client(holder, codec) -> TestClient:
-    app = create_app(holder, Settings(), codec)
+    app = create_app(holder, Settings(model_server_token=TOKEN), codec)
     return TestClient(RefusePickleMiddleware(app))
 
 
@@ -179,10 +183,20 @@ def test_pickle_content_type_is_refused_on_every_path(client) -> None:
         assert response.status_code == 415, path
 
 
-def test_reload_endpoint_reports_the_outcome(client, holder, registry) -> None:
-    assert client.post("/reload").json()["outcome"] == "loaded"
+def test_reload_endpoint_reports_the_outcome_and_hides_the_cause(client, holder, registry) -> None:
+    assert client.post("/reload", headers=AUTHORISED).json()["outcome"] == "loaded"
     registry.version = "2"
     registry.broken.add("2")
-    failed = client.post("/reload")
-    assert failed.status_code == 500 and "artifact missing" in failed.json()["error"]
+    failed = client.post("/reload", headers=AUTHORISED)
+    assert failed.status_code == 500 and failed.json()["outcome"] == "failed"
+    assert "artifact missing" not in failed.text and "models:/" not in failed.text
     assert client.get("/model").json()["model_version"] == "1"
+
+
+def test_reload_needs_the_token_and_is_off_without_one(client, holder, codec) -> None:
+    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": TOKEN}):
+        assert client.post("/reload", headers=headers).status_code == 401, headers
+    assert holder.current is None  # nothing was loaded by a refused request
+    untokened = TestClient(create_app(holder, Settings(), codec))
+    off = untokened.post("/reload", headers=AUTHORISED)
+    assert off.status_code == 403 and "ICECUBE_MODEL_SERVER_TOKEN" in off.json()["error"]
