@@ -180,6 +180,7 @@ DLQ_REASONS = (
     *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame"),  # undecodable message
     *EVENT_REJECTIONS,
     "duplicate-event-id",  # one (event id, part) twice in a frame
+    *("parts-disagree", "late-part", "event-id-reused", "parts-across-partitions"),  # assembly
     "non-finite-output",  # the model server refused the event: its output was not finite
     "geometry-mismatch",  # the frame's detector is not the served model's
 )

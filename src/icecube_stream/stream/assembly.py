@@ -2,17 +2,23 @@
 
 Pure logic, no I/O. Parts may interleave with other events, arrive twice or out of order; an
 event whose parts do not all arrive within the timeout is released flagged incomplete, so it is
-still predicted (and visibly marked) rather than held forever or silently dropped. Every event
+still predicted (and visibly marked) rather than held forever or silently dropped. A part that
+cannot belong to a sane event is refused with a reason instead: parts that disagree on
+`n_parts` (the whole event is refused), a part arriving after its event was released
+incomplete (`late-part`), or a part whose id and number were seen with other pulses
+(`event-id-reused`). An exact copy of a part seen before is a harmless duplicate. Every event
 carries the tokens of the messages it came from, so the caller can acknowledge a message only
 once all its events are done.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +49,35 @@ class _Pending:
     n_parts: int
     first_seen_ns: int
     parts: dict[int, Event] = field(default_factory=dict)
+    digests: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Released:
+    complete: bool
+    digests: dict[int, bytes]  # of the parts it was released with
+
+
+class Refused(NamedTuple):
+    """An entry of a frame that cannot be assembled, and why."""
+
+    piece: Event
+    reason: str
+    detail: str
+
+
+class Added(NamedTuple):
+    ready: list[Event]  # events the frame completes
+    duplicates: int  # entries that were exact copies of parts seen before: already finished
+    refused: list[Refused]  # entries (and pending parts) refused, for the dead-letter topic
+
+
+def _digest(piece: Event, part: int, n_parts: int) -> bytes:
+    """What identifies a part's content, to tell a copy from a reused event id."""
+    digest = hashlib.blake2b(f"{part}/{n_parts}".encode(), digest_size=16)
+    for array in (piece.sensor_id, piece.time, piece.charge):
+        digest.update(array.tobytes())
+    return digest.digest()
 
 
 def whole_events(batch: EventBatch) -> list[Event]:
@@ -67,19 +102,21 @@ class Assembler:
         self.timeout_ns = timeout_ns
         self.remember = remember
         self._pending: dict[int, _Pending] = {}
-        self._done: OrderedDict[int, None] = OrderedDict()
+        self._done: OrderedDict[int, _Released] = OrderedDict()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
+    def pending_ids(self) -> set[int]:
+        return set(self._pending)
+
     def add(
         self, frame: PulseFrame, token: Hashable, now_ns: int, skip: Collection[int] = ()
-    ) -> tuple[list[Event], int]:
-        """The events this frame completes (its whole events and any split event it finishes),
-        and how many of its entries were duplicate parts, dropped and so already finished.
-        Entries numbered in `skip` are left out (the caller refused them)."""
-        ready = []
+    ) -> Added:
+        """What this frame completes, duplicates and refuses. Entries numbered in `skip` are
+        left out (the caller refused them)."""
+        added = Added([], 0, [])
         duplicates = 0
         offsets = frame.offsets
         for k in range(frame.n_events):
@@ -98,19 +135,53 @@ class Assembler:
             )
             n_parts = int(frame.n_parts[k])
             if n_parts == 1:
-                ready.append(piece)
-                continue
-            part = int(frame.part[k])
-            pending = self._pending.get(piece.event_id)
-            if piece.event_id in self._done or (pending is not None and part in pending.parts):
-                duplicates += 1  # a part seen before, or a late part of a released event
-                continue
-            if pending is None:
-                pending = self._pending[piece.event_id] = _Pending(n_parts, now_ns)
-            pending.parts[part] = piece
-            if len(pending.parts) == pending.n_parts:
-                ready.append(self._release(piece.event_id, complete=True))
-        return ready, duplicates
+                added.ready.append(piece)
+            else:
+                duplicates += self._add_part(piece, int(frame.part[k]), n_parts, now_ns, added)
+        return added._replace(duplicates=duplicates)
+
+    def _add_part(self, piece: Event, part: int, n_parts: int, now_ns: int, added: Added) -> int:
+        """File one part; 1 when it was an exact copy of a part seen before, else 0."""
+        event_id, digest = piece.event_id, _digest(piece, part, n_parts)
+        released = self._done.get(event_id)
+        if released is not None:
+            if released.digests.get(part) == digest:
+                return 1
+            if not released.complete and part not in released.digests:
+                reason, detail = "late-part", "arrived after the event was released incomplete"
+            else:
+                reason, detail = "event-id-reused", "was seen before with other pulses or parts"
+            added.refused.append(Refused(piece, reason, f"event {event_id} part {part} {detail}"))
+            return 0
+        pending = self._pending.get(event_id)
+        if pending is None:
+            pending = self._pending[event_id] = _Pending(n_parts, now_ns)
+        elif pending.n_parts != n_parts:
+            detail = f"event {event_id}: parts say {pending.n_parts} and {n_parts} parts"
+            del self._pending[event_id]
+            added.refused.extend(
+                Refused(p, "parts-disagree", detail) for p in [*pending.parts.values(), piece]
+            )
+            return 0
+        elif part in pending.parts:
+            if pending.digests[part] == digest:
+                return 1
+            detail = f"event {event_id} part {part} came twice with other pulses"
+            added.refused.append(Refused(piece, "event-id-reused", detail))
+            return 0
+        pending.parts[part], pending.digests[part] = piece, digest
+        if len(pending.parts) == pending.n_parts:
+            added.ready.append(self._release(event_id, complete=True))
+        return 0
+
+    def refuse_pending(self, event_ids: Collection[int], reason: str, detail: str) -> list[Refused]:
+        """Drop pending events the caller found wrong (parts on several partitions, say)."""
+        refused = []
+        for event_id in event_ids:
+            pending = self._pending.pop(event_id, None)
+            if pending is not None:
+                refused += [Refused(p, reason, detail) for p in pending.parts.values()]
+        return refused
 
     def expire(self, now_ns: int) -> list[Event]:
         """Release, flagged incomplete, every split event waiting longer than the timeout."""
@@ -124,7 +195,7 @@ class Assembler:
     def _release(self, event_id: int, complete: bool) -> Event:
         pending = self._pending.pop(event_id)
         parts = [pending.parts[i] for i in sorted(pending.parts)]
-        self._done[event_id] = None
+        self._done[event_id] = _Released(complete, pending.digests)
         while len(self._done) > self.remember:
             self._done.popitem(last=False)
         return Event(

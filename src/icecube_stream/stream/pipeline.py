@@ -18,8 +18,8 @@ from collections.abc import Hashable, Iterable, Sequence
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.stream.assembly import Assembler, Event
-from icecube_stream.stream.frames import decode_frame
+from icecube_stream.stream.assembly import Assembler, Event, Refused
+from icecube_stream.stream.frames import PulseFrame, decode_frame
 from icecube_stream.stream.model_client import (
     GeometryRejectedError,
     ModelAnswer,
@@ -78,11 +78,13 @@ class Pipeline:
             self.outstanding[message.token] = frame.n_events
             repeated = repeated_entries(frame.event_id, frame.part)
             skip = {problem.index for problem in repeated}
-            events, duplicates = self._assembler(message.partition).add(
-                frame, message.token, now, skip
+            added = self._assembler(message.partition).add(frame, message.token, now, skip)
+            ready += added.ready
+            finished += await self._finish([message.token] * added.duplicates)
+            refused = added.refused + self._split_across_partitions(frame, message.partition)
+            finished += await self._reject(
+                [(r.piece, Rejection(r.reason, r.detail, r.piece.event_id)) for r in refused]
             )
-            ready += events
-            finished += await self._finish([message.token] * duplicates)
             if repeated:
                 rejected = [Rejection(p.reason, p.detail, p.event_id) for p in repeated]
                 entries = [message.token] * len(skip)
@@ -95,6 +97,23 @@ class Pipeline:
         if ready:
             finished += await self._process(ready, now)
         return finished
+
+    def _split_across_partitions(self, frame: PulseFrame, partition: int) -> list[Refused]:
+        """Parts of one split event pending on two partitions can never be assembled (each
+        worker holds only some): refuse all of them rather than predict two halves."""
+        split = frame.n_parts > 1
+        if not split.any():
+            return []
+        ids = set(frame.event_id[split].tolist())
+        refused = []
+        for other, assembler in self.assemblers.items():
+            shared = ids & assembler.pending_ids() if other != partition else set()
+            if shared:
+                detail = f"parts of events {sorted(shared)[:5]} came on partitions {partition} "
+                detail += f"and {other}; one event's parts must share a key"
+                for side in (assembler, self.assemblers[partition]):
+                    refused += side.refuse_pending(shared, "parts-across-partitions", detail)
+        return refused
 
     def _unknown_geometry(self, source: str) -> None:
         """Frames of the first schema version name no geometry: served as they are, counted,

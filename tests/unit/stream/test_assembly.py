@@ -1,4 +1,5 @@
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ SECOND = 1_000_000_000
 def test_whole_events_pass_straight_through(make_batch) -> None:
     batch = make_batch([3, 4, 5])
     frame = next(frames_from_batch(batch, "b", 10, 100))
-    events, duplicates = Assembler(SECOND).add(frame, token="m0", now_ns=0)
-    assert duplicates == 0
+    events, duplicates, refused = Assembler(SECOND).add(frame, token="m0", now_ns=0)
+    assert duplicates == 0 and refused == []
     assert [e.event_id for e in events] == [1000, 1001, 1002]
     assert [e.n_pulses for e in events] == [3, 4, 5]
     assert events[1].time.tolist() == batch.time[3:7].tolist()
@@ -31,7 +32,8 @@ def test_interleaved_reordered_and_duplicated_parts_assemble_exactly_once(make_b
     released = []
     dropped = 0
     for i, frame in enumerate(delivery):
-        ready, duplicates = assembler.add(frame, token=i, now_ns=i)
+        ready, duplicates, refused = assembler.add(frame, token=i, now_ns=i)
+        assert refused == []
         released += ready
         dropped += duplicates
     assert sorted(e.event_id for e in released if e.n_pulses > 50) == [1000, 1002, 1003]
@@ -51,13 +53,41 @@ def test_interleaved_reordered_and_duplicated_parts_assemble_exactly_once(make_b
 def test_missing_parts_are_released_incomplete_after_the_timeout(make_batch) -> None:
     frames = list(frames_from_batch(make_batch([130]), "b", 10, 50))
     assembler = Assembler(timeout_ns=SECOND)
-    assert assembler.add(frames[0], "m0", now_ns=0) == ([], 0)
-    assert assembler.add(frames[2], "m2", now_ns=10) == ([], 0)
+    assert assembler.add(frames[0], "m0", now_ns=0) == ([], 0, [])
+    assert assembler.add(frames[2], "m2", now_ns=10) == ([], 0, [])
     assert assembler.expire(now_ns=SECOND - 1) == []
     (event,) = assembler.expire(now_ns=SECOND)
     assert not event.complete
     assert event.n_pulses == 50 + 30
     assert event.tokens == ("m0", "m2")
     assert assembler.pending == 0
-    assert assembler.add(frames[1], "m1", now_ns=SECOND + 1) == ([], 1)  # too late: dropped
     np.testing.assert_array_equal(event.time[:50], frames[0].time)
+    late = assembler.add(frames[1], "m1", now_ns=SECOND + 1)  # too late: refused, with why
+    assert (late.ready, late.duplicates) == ([], 0)
+    assert [(r.piece.event_id, r.reason) for r in late.refused] == [(1000, "late-part")]
+    assert assembler.add(frames[0], "m0", now_ns=SECOND + 2).duplicates == 1  # a mere copy
+
+
+def test_parts_that_disagree_on_their_number_refuse_the_whole_event(make_batch) -> None:
+    first, second, _ = frames_from_batch(make_batch([130]), "b", 10, 50)
+    assembler = Assembler(SECOND)
+    assembler.add(first, "m0", now_ns=0)
+    liar = replace(second, n_parts=np.array([4], np.int32))
+    added = assembler.add(liar, "m1", now_ns=1)
+    assert added.ready == []
+    assert sorted((r.piece.tokens, r.reason) for r in added.refused) == [
+        (("m0",), "parts-disagree"), (("m1",), "parts-disagree")
+    ]  # fmt: skip
+    assert assembler.pending == 0
+
+
+@pytest.mark.parametrize("when", ["pending", "released"])
+def test_a_part_number_seen_again_with_other_pulses_is_a_reused_event_id(make_batch, when) -> None:
+    frames = list(frames_from_batch(make_batch([130]), "b", 10, 50))
+    assembler = Assembler(SECOND)
+    for k, frame in enumerate(frames if when == "released" else frames[:1]):
+        assembler.add(frame, f"m{k}", now_ns=k)
+    other = replace(frames[0], time=frames[0].time + 7)
+    added = assembler.add(other, "x", now_ns=10)
+    assert [(r.piece.tokens, r.reason) for r in added.refused] == [(("x",), "event-id-reused")]
+    assert added.duplicates == 0

@@ -297,3 +297,31 @@ def with_fast_retries(call):  # type: ignore[no-untyped-def]
         return call()
     finally:
         pipeline.RETRY_PAUSE_S = before
+
+
+def test_parts_of_one_event_on_two_partitions_are_refused_not_predicted_twice(
+    run, make_batch
+) -> None:  # type: ignore[no-untyped-def]
+    pipeline, _, sinks, message, step = run
+    parts = list(frames_from_batch(make_batch([250]), "b", 10, 100))
+    on_0, on_1 = message(parts[0], partition=0), message(parts[1], partition=1)
+    assert step(on_0) == []
+    assert sorted(step(on_1)) == sorted([on_0.token, on_1.token])
+    assert sorted(sinks.dead) == [(on_0.offset, "parts-across-partitions", (1000,)),
+                                  (on_1.offset, "parts-across-partitions", (1000,))]  # fmt: skip
+    assert sinks.predictions == []
+    assert all(a.pending == 0 for a in pipeline.assemblers.values())
+
+
+def test_a_part_after_its_event_was_released_incomplete_is_dead_lettered(
+    frame_codec, make_batch
+) -> None:  # type: ignore[no-untyped-def]
+    sinks = RecordingSinks()
+    pipeline = Pipeline(Settings(assembly_timeout_s=0.0), RecordingModel(), sinks)  # type: ignore[arg-type]
+    frames = list(frames_from_batch(make_batch([250]), "b", 10, 100))
+    messages = [Incoming(f"m{k}", "t", 0, k, None, encode_frame(f, frame_codec))
+                for k, f in enumerate(frames)]  # fmt: skip
+    assert asyncio.run(pipeline.step(messages[:1])) == ["m0"]  # released incomplete at once
+    assert asyncio.run(pipeline.step(messages[1:2])) == ["m1"]
+    assert sinks.dead == [(1, "late-part", (1000,))]
+    assert [p["flags"] for p in sinks.predictions] == [["incomplete"]]
