@@ -48,6 +48,11 @@ app = faust.App(
     # A worker killed without a goodbye holds its partitions until this runs out.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
+    # A rebalance or shutdown must not wait for unfinished messages to be acknowledged: during
+    # a model server outage that is never, and a split event's held parts wait for parts the
+    # paused consumer will not deliver. Unfinished messages are simply not committed, and the
+    # partition's next owner reads them again (on_revoked forgets them here).
+    stream_wait_empty=False,
 )
 # Declared as topics/topics.yaml says, in case Faust creates it before `topics apply` ran.
 _spec = topic_specs(settings.topics_dir)[PULSES]
@@ -113,7 +118,10 @@ async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noa
     try:
         batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
         async for events in batches:
-            incoming = [_incoming(event) for event in events]
+            # Taken before a rebalance, handed out after it: Faust reads those partitions
+            # again from the committed offsets, so these copies are not ours to process.
+            current = app.consumer_generation_id
+            incoming = [_incoming(e) for e in events if e.message.generation_id == current]
             for message in incoming:
                 worker.ledger.taken(message.token, message.partition, message.offset)
             await slots.acquire()
@@ -191,11 +199,17 @@ async def _update_lag() -> None:
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+    """After any rebalance Faust reads every partition it assigns again from the committed
+    offset, so every unfinished message is delivered anew: forget them all, kept or not, and
+    commit what is finished first so that as little as possible is read twice."""
     if worker.pipeline is not None:
-        topic = settings.topic(PULSES)
-        lost = [tp.partition for tp in revoked if tp.topic == topic]
-        worker.pipeline.revoke(lost)
-        worker.ledger.revoke(lost)
+        try:
+            await app.consumer.commit()
+        except Exception as error:  # a commit that fails here only means more is read again
+            log.warning("commit before the rebalance failed: %s", error)
+        held = worker.pipeline.partitions | worker.ledger.partitions
+        worker.pipeline.revoke(held)
+        worker.ledger.revoke(held)
 
 
 @app.page("/metrics")

@@ -22,8 +22,9 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings, settings_env
-from icecube_stream.events.format import DatasetWriter, EventBatch, take_events
+from icecube_stream.events.format import DatasetWriter, EventBatch, concat_batches, take_events
 from icecube_stream.events.geometry import icecube_geometry
+from icecube_stream.events.simulator import Simulator
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import Worker
 from icecube_stream.stream import emitter
@@ -113,6 +114,50 @@ def test_a_second_worker_joins_and_both_share_the_work(
         assert all(count > 0 for count in counts), counts
     finally:
         manager.down(second, ["worker"], report=lambda _: None)
+
+
+def test_split_events_mid_assembly_end_complete_when_a_worker_joins_and_leaves(
+    pipeline: Settings, tmp_path: Path
+) -> None:
+    """Partitions move while split events are half there: the first part of each is read, then
+    a second worker joins (and later leaves), then the other parts come. Each event must end as
+    one complete prediction, not as an `incomplete` one from each side of the move."""
+    geometry = icecube_geometry()
+    batch = concat_batches(list(Simulator(geometry, seed=61, first_event_id=50_000)
+                                .iter_batches(80)))  # fmt: skip
+    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap, "acks": "all"})
+
+    def send(frames: list[PulseFrame]) -> None:
+        for frame in frames:
+            value = encode_frame(frame.stamped(time.time_ns()), codec)
+            producer.produce(pipeline.topic(PULSES), value, key=frame.key)
+        assert producer.flush(30) == 0
+
+    second = pipeline.model_copy(update={"state_dir": tmp_path, "worker_web_port": free_port()})
+    halves = [take_events(batch, 0, 40), take_events(batch, 40, 80)]
+    try:
+        for half, move in zip(halves, ("join", "leave"), strict=True):
+            frames = list(frames_from_batch(half, "split", 4, 16))
+            send([f for f in frames if f.part[0] == 0 and f.n_parts[0] > 1])
+            time.sleep(2)  # the first parts are read and wait for the rest
+            if move == "join":
+                manager.up(second, ["worker"], report=lambda _: None)
+                wait_for(lambda: assigned_members(pipeline) == 2, 60, "the second worker to join")
+            else:
+                manager.down(second, ["worker"], report=lambda _: None)
+                wait_for(lambda: assigned_members(pipeline) == 1, 60, "the second worker to leave")
+            send([f for f in frames if f.part[0] > 0 or f.n_parts[0] == 1])
+            all_predicted(pipeline, half)
+    finally:
+        manager.down(second, ["worker"], report=lambda _: None)
+    collection = MongoClient(pipeline.mongo_url)[pipeline.mongo_database][pipeline.mongo_collection]
+    ids = batch.event_id.tolist()
+    found = {d["_id"]: d for d in collection.find({"_id": {"$in": ids}})}
+    incomplete = [i for i in ids if found[i]["flags"]]
+    assert incomplete == [], f"{len(incomplete)} events predicted from only some of their parts"
+    assert [found[i]["n_pulses"] for i in ids] == batch.pulse_counts.tolist()
+    assert (batch.pulse_counts > 16).sum() >= 20  # most events were split
 
 
 def predictions_made(settings: Settings) -> float:

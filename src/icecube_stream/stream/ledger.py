@@ -27,6 +27,10 @@ class AckLedger:
         """Messages finished but held back behind an unfinished earlier one."""
         return len(self._finished)
 
+    @property
+    def partitions(self) -> set[int]:
+        return set(self._waiting)
+
     def taken(self, token: Hashable, partition: int, offset: int) -> None:
         """Register a message, in the order messages leave the stream (offset order)."""
         waiting = self._waiting.setdefault(partition, OrderedDict())

@@ -127,6 +127,11 @@ class Pipeline:
                 source,
             )
 
+    @property
+    def partitions(self) -> set[int]:
+        """Partitions with unfinished messages or pending parts here."""
+        return {m.partition for m in self.messages.values()} | set(self.assemblers)
+
     def revoke(self, partitions: Iterable[int]) -> None:
         """Forget partitions this worker lost: their unacknowledged messages go to the new owner
         (steps still in flight may finish their events; those are then simply not acked)."""
