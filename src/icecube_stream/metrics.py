@@ -177,7 +177,7 @@ EVENT_REJECTIONS = (
     *("time-out-of-range", "event-too-long"),
 )
 DLQ_REASONS = (
-    *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame"),  # undecodable message
+    *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame", "bad-auxiliary"),
     *EVENT_REJECTIONS,
     "duplicate-event-id",  # one (event id, part) twice in a frame
     *("parts-disagree", "late-part", "event-id-reused", "parts-across-partitions"),  # assembly

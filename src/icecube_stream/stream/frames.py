@@ -166,11 +166,20 @@ def decode_frame(data: bytes, codec: AvroCodec) -> PulseFrame:
         sensor_id=_unpack(record, "sensor_id", "<i2").astype(np.int16),
         time=_unpack(record, "time", "<i8").astype(np.int64),
         charge=_unpack(record, "charge", "<f4").astype(np.float32),
-        auxiliary=_unpack(record, "auxiliary", "u1").astype(np.bool_),
+        auxiliary=_flags(_unpack(record, "auxiliary", "u1")),
         geometry_id=record["geometry_id"],
     )
     _check_consistent(frame)
     return frame
+
+
+def _flags(raw: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """`auxiliary` as booleans; a byte other than 0 or 1 breaks the wire format."""
+    if raw.size and raw.max() > 1:
+        raise MalformedMessageError(
+            "bad-auxiliary", f"auxiliary holds {int(raw.max())}: only 0 and 1 are flags"
+        )
+    return raw.astype(np.bool_)
 
 
 def _unpack(record: dict[str, Any], field: str, dtype: str) -> NDArray[Any]:

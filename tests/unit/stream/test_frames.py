@@ -62,3 +62,12 @@ def test_inconsistent_frames_are_rejected(
     with pytest.raises(MalformedMessageError, match=reason) as raised:
         decode_frame(data, frame_codec)
     assert raised.value.reason == "inconsistent-frame"
+
+
+def test_an_auxiliary_byte_other_than_0_or_1_is_refused(make_batch, frame_codec: AvroCodec) -> None:
+    frame = next(frames_from_batch(make_batch([3, 2]), "b", 128, 1000))
+    record = frame_codec.decode(encode_frame(frame, frame_codec))
+    record["auxiliary"] = bytes([0, 1, 7, 0, 1])
+    with pytest.raises(MalformedMessageError, match="holds 7") as raised:
+        decode_frame(frame_codec.encode(record), frame_codec)
+    assert raised.value.reason == "bad-auxiliary"
