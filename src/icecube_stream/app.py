@@ -158,7 +158,7 @@ def _incoming(event: Any) -> Incoming:
         partition=message.partition,
         offset=message.offset,
         key=message.key,
-        value=message.value,
+        value=message.value or b"",  # a tombstone (null value) is refused like any non-frame
     )
 
 
