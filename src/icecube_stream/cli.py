@@ -818,7 +818,7 @@ def chaos_command(
                  ", ".join(f"{k} {v}" for k, v in sorted(r.dead_letters.items())) or "-",
                  "-" if r.recovered_s is None else f"{r.recovered_s:.1f}")
                 for r in outcome.rows]  # fmt: skip
-        _print_table("chaos: faults while events flow", header, rows)
+        _print_table("chaos: faults while events flow", header, rows, no_wrap=True)
         for line in outcome.poison_mismatches:
             console.print(f"[red]poison:[/red] {line}", highlight=False)
     if not outcome.ok:
