@@ -79,6 +79,25 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def descendants(pid: int) -> list[int]:
+    """A process and all its live descendants, by parent pid: some (BentoML's workers) start
+    sessions of their own, which a process group would miss."""
+    children: dict[int, list[int]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += children.get(current, [])
+    return tree
+
+
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> PidRecord:
     """Start argv in its own session (so it outlives this CLI), output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -88,21 +88,12 @@ def percentiles(latencies_s: np.ndarray[Any, Any]) -> tuple[float, float]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its live descendants (BentoML's workers start
-    sessions of their own, so a process group would miss them)."""
-    children: dict[int, list[int]] = {}
-    for entry in process.PROC.iterdir():
-        if entry.name.isdigit():
-            stat = _stat_fields(int(entry.name))
-            if stat:
-                children.setdefault(int(stat[1]), []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        stat = _stat_fields(current)
+    """User + system CPU of a process and all its live descendants."""
+    total = 0
+    for member in process.descendants(pid):
+        stat = _stat_fields(member)
         if stat:
             total += int(stat[11]) + int(stat[12])
-        todo += children.get(current, [])
     return total / CLOCK_TICKS
 
 
@@ -116,20 +107,10 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 class Bench:
     def __init__(self, settings: Settings, events: EventBatch, say: Say) -> None:
-        tag = uuid.uuid4().hex[:8]
         self.base = settings
         self.say = say
         self.events = events
-        self.settings = settings.model_copy(
-            update={
-                "state_dir": settings.state_dir / "bench" / tag,
-                "topic_prefix": f"bench-{tag}.",
-                "worker_app_id": f"bench-worker-{tag}",
-                "mongo_collection": f"bench_{tag}",
-                "model_server_port": _free_port(),
-                "worker_web_port": _free_port(),
-            }
-        )
+        self.settings = private_pipeline(settings, "bench")
         self.mongo: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
         self.collection = self.mongo[settings.mongo_database][self.settings.mongo_collection]
         self.sent_accepted = 0  # predictions the phases so far should have written
@@ -160,7 +141,7 @@ class Bench:
             manager.down(self.settings, COMPONENTS, report=lambda _: None)
             self.collection.drop()
             self.mongo.close()
-            _delete_topics(self.settings)
+            delete_topics(self.settings)
         inference_eps = self._inference_reference(fast)
         return BenchResult(
             events=self.events.n_events,
@@ -278,7 +259,24 @@ class Bench:
         return batch.n_events / (time.perf_counter() - started)
 
 
-def _delete_topics(settings: Settings) -> None:
+def private_pipeline(settings: Settings, name: str, **changes: Any) -> Settings:
+    """Settings of a pipeline of its own on the live stack: topics, consumer group, collection,
+    state folder and ports that nothing else uses."""
+    tag = uuid.uuid4().hex[:8]
+    return settings.model_copy(
+        update={
+            "state_dir": settings.state_dir / name / tag,
+            "topic_prefix": f"{name}-{tag}.",
+            "worker_app_id": f"{name}-worker-{tag}",
+            "mongo_collection": f"{name}_{tag}",
+            "model_server_port": free_port(),
+            "worker_web_port": free_port(),
+            **changes,
+        }
+    )
+
+
+def delete_topics(settings: Settings) -> None:
     """The bench's private topics (its prefix, scratch ones included) are of no further use."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
@@ -300,7 +298,7 @@ def _count_topic(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -43,9 +43,8 @@ from icecube_stream.observe.http import metric_value
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.ports import is_listening
 from icecube_stream.stream import topics
-from icecube_stream.stream.bench import COMPONENTS, _delete_topics, _free_port
-from icecube_stream.stream.emitter import EmitReport, FrameProducer, completed_events, pace_until
-from icecube_stream.stream.frames import frames_from_batch
+from icecube_stream.stream.bench import COMPONENTS, delete_topics, free_port, private_pipeline
+from icecube_stream.stream.emitter import EmitReport, emit
 from icecube_stream.stream.poison import INCOMPLETE, PREDICTED, Poison, corpus
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, AvroCodec, topic_specs
 
@@ -115,43 +114,25 @@ class Traffic(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        producer = FrameProducer(self.settings, self.report)
-        started, sent, size = time.monotonic(), 0, max(1, int(self.rate_hz / 10))
+        self.report = emit(self.settings, self._batches(), rate_hz=self.rate_hz)
+
+    def _batches(self) -> Iterator[tuple[str, EventBatch]]:
+        size = max(1, int(self.rate_hz / 10))
         for shift in range(0, 1 << 62, ID_STRIDE):
             for first in range(0, self.pool.n_events, size):
                 if self.stopping.is_set():
-                    self.report.unacknowledged_frames = producer.flush()
                     return
-                chunk = _take(self.pool, first, first + size, shift)
+                chunk = take_events(self.pool, first, min(first + size, self.pool.n_events))
+                chunk = replace(chunk, event_id=chunk.event_id + shift)
                 self.chunks.append((time.time_ns(), chunk.event_id))
-                for frame in frames_from_batch(chunk, "chaos", self.settings.frame_max_events,
-                                               self.settings.frame_max_pulses):  # fmt: skip
-                    pace_until(started + sent / self.rate_hz)
-                    producer.send(frame)
-                    sent += completed_events(frame)
-
-
-def _take(batch: EventBatch, start: int, stop: int, shift: int) -> EventBatch:
-    part = take_events(batch, start, min(stop, batch.n_events))
-    return replace(part, event_id=part.event_id + shift)
+                yield "chaos", chunk
 
 
 class Chaos:
     def __init__(self, settings: Settings, pool: EventBatch, say: Say, seed: int = 0) -> None:
-        tag = uuid.uuid4().hex[:8]
         self.base, self.pool, self.say = settings, pool, say
         self.random = random.Random(seed)
-        self.settings = settings.model_copy(
-            update={
-                "state_dir": settings.state_dir / "chaos" / tag,
-                "topic_prefix": f"chaos-{tag}.",
-                "worker_app_id": f"chaos-worker-{tag}",
-                "mongo_collection": f"chaos_{tag}",
-                "model_server_port": _free_port(),
-                "worker_web_port": _free_port(),
-                "assembly_timeout_s": 10.0,
-            }
-        )
+        self.settings = private_pipeline(settings, "chaos", assembly_timeout_s=10.0)
         self.rows: list[Row] = []
 
     def run(self, plan: Plan, rate_hz: float) -> Outcome:
@@ -200,7 +181,7 @@ class Chaos:
             MongoClient(self.base.mongo_url)[self.base.mongo_database].drop_collection(
                 self.settings.mongo_collection
             )
-            _delete_topics(self.settings)
+            delete_topics(self.settings)
 
     # ------------------------------------------------------------------ faults
 
@@ -236,7 +217,7 @@ class Chaos:
         second = self.settings.model_copy(
             update={
                 "state_dir": self.settings.state_dir / "second",
-                "worker_web_port": _free_port(),
+                "worker_web_port": free_port(),
             }
         )
         manager.up(second, ["worker"], report=lambda _: None)
@@ -334,20 +315,7 @@ def _kill(owner: Settings, name: str) -> None:
 
 def _kill_tree(pid: int) -> None:
     """SIGKILL a process and every descendant (some start sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for entry in process.PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    todo, tree = [pid], []
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    for member in tree:
+    for member in process.descendants(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
 

@@ -3,29 +3,16 @@ large for the DLQ stored truncated, and a refusal that can never succeed stops t
 
 import asyncio
 import hashlib
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from icecube_stream.config import Settings
-from icecube_stream.stream import topics
 from icecube_stream.stream.schemas import DLQ
 from icecube_stream.stream.sinks import HEADER_LIMIT, FatalKafkaError, Incoming, Rejection, Sinks
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private(stack: Settings) -> Iterator[Settings]:
-    tag = uuid.uuid4().hex[:8]
-    settings = stack.model_copy(
-        update={"topic_prefix": f"it-{tag}.", "mongo_database": f"it_{tag}"}
-    )
-    topics.apply(settings)
-    yield settings
 
 
 def dead_letter(settings: Settings, message: Incoming, rejections: list[Rejection]) -> None:

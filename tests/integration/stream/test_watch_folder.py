@@ -4,37 +4,22 @@ archived; a file under a name seen before is still sent in full."""
 import os
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
-from pymongo import MongoClient
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import DatasetWriter, EventDataset
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
-from icecube_stream.stream import topics
 from icecube_stream.stream.frames import decode_frame
 from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
 from icecube_stream.stream.watcher import FileIdentity, FileProgress, watch
 from support import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private(stack: Settings) -> Iterator[Settings]:
-    tag = uuid.uuid4().hex[:8]
-    settings = stack.model_copy(
-        update={"topic_prefix": f"it-{tag}.", "mongo_database": f"it_{tag}"}
-    )
-    topics.apply(settings)
-    yield settings
-    MongoClient(settings.mongo_url).drop_database(settings.mongo_database)
 
 
 def write_files(root: Path, n_events: int, per_file: int, first_event_id: int) -> list[int]:
