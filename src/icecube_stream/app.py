@@ -26,7 +26,7 @@ from icecube_stream.stream.model_client import ModelClient
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, topic_specs
 from icecube_stream.stream.sinks import Incoming, Sinks
-from icecube_stream.stream.topics import require_topics
+from icecube_stream.stream.topics import require_topics, sized_for
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -53,9 +53,10 @@ app = faust.App(
     # paused consumer will not deliver. Unfinished messages are simply not committed, and the
     # partition's next owner reads them again (on_revoked forgets them here).
     stream_wait_empty=False,
+    topic_replication_factor=min(3, settings.kafka_brokers),  # the topics Faust makes itself
 )
 # Declared as topics/topics.yaml says, in case Faust creates it before `topics apply` ran.
-_spec = topic_specs(settings.topics_dir)[PULSES]
+_spec = sized_for(topic_specs(settings.topics_dir)[PULSES], settings.kafka_brokers)
 pulses = app.topic(
     settings.topic(PULSES),
     partitions=_spec.partitions,

@@ -76,11 +76,35 @@ def stack_install(only: Only = None) -> None:
 
 
 @stack_app.command("up")
-def stack_up(only: Only = None) -> None:
+def stack_up(
+    only: Only = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=5,
+            help="Kafka nodes (a KRaft cluster on this machine, node n on port 9092 + 2(n-1)); "
+            "fixed when the cluster's storage is first made. Topics then get 3 replicas and "
+            "need 2 in sync.",
+        ),
+    ] = None,
+    netns: Annotated[
+        bool | None,
+        typer.Option(
+            "--netns/--no-netns",
+            help="Each Kafka node in a network namespace of its own (10.77.0.n:9092), so `chaos` "
+            "can cut one off from the others and the clients. Needs root; fixed like --brokers.",
+        ),
+    ] = None,
+) -> None:
     """Install what is missing, start the services and wait until each answers a health check."""
     from icecube_stream.stack import manager
 
-    statuses = _stack_call(lambda: manager.up(get_settings(), _only(only), report=console.print))
+    layout = {"kafka_brokers": brokers, "kafka_netns": netns}
+    asked = {key: value for key, value in layout.items() if value is not None}
+    settings = get_settings().model_copy(update=asked)
+    statuses = _stack_call(lambda: manager.up(settings, _only(only), report=console.print))
     _print_status(statuses)
 
 
@@ -779,17 +803,30 @@ def chaos_command(
     worker_kills: Annotated[
         int, typer.Option(help="Worker SIGKILLs, each while it holds work.")
     ] = 10,
+    broker_down: Annotated[
+        float, typer.Option(help="Seconds one broker of a 3-node cluster stays down (0: none).")
+    ] = 30.0,
+    partition: Annotated[
+        float,
+        typer.Option(help="Seconds one broker is cut off, on a cluster from `--netns` (0: none)."),
+    ] = 30.0,
     mongo_down: Annotated[float, typer.Option(help="Seconds MongoDB stays down.")] = 30.0,
     model_down: Annotated[float, typer.Option(help="Seconds the model server stays down.")] = 90.0,
+    model_errors: Annotated[
+        float, typer.Option(help="Seconds the model server's answers are replaced by 500s.")
+    ] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Faults on the live stack while events flow, then what every sink received, per fault.
 
     A private pipeline (like `bench`): worker SIGKILLs while it holds work, the Kafka broker
-    killed, MongoDB and the model server down, a second worker joining and leaving, and a poison
-    corpus of 30+ kinds written straight to the raw topic. Prints, per fault: events in flight
-    when it hit, events lost, duplicates in MongoDB and on the predictions topic, dead letters by
-    reason, seconds until the backlog recovered. Needs `stack up` and a champion; takes minutes.
+    killed (and, on a cluster from `stack up --brokers 3`, one broker down for 30 s; with
+    `--netns` also one cut off by a network partition for 30 s), MongoDB and
+    the model server down, a spell of 500 answers from the model server, a second worker joining
+    and leaving, and a poison corpus of 30+ kinds written straight to the raw topic. Prints, per
+    fault: events in flight when it hit, predictions written per second while it lasted, events
+    lost, duplicates in MongoDB and on the predictions topic, dead letters by reason, seconds
+    until the backlog recovered. Needs `stack up` and a champion; takes minutes.
     Exits 1 when an event was lost or written twice to MongoDB, a poison message did not end as
     expected, or the backlog took over 30 s to recover.
     """
@@ -803,7 +840,9 @@ def chaos_command(
             console.print(message)
 
     pool = concat_batches(list(Simulator(icecube_geometry(), seed=11).iter_batches(events)))
-    plan = Plan(worker_kills=worker_kills, mongo_down_s=mongo_down, model_down_s=model_down)
+    plan = Plan(worker_kills=worker_kills, broker_down_s=broker_down, partition_s=partition,
+                mongo_down_s=mongo_down, model_down_s=model_down,
+                model_errors_s=model_errors)  # fmt: skip
     outcome = Chaos(get_settings(), pool, say).run(plan, rate)
     if as_json:
         result = {"rows": [r.as_dict() for r in outcome.rows], "ok": outcome.ok,
@@ -811,9 +850,11 @@ def chaos_command(
                   "emitter_failed_events": outcome.emitter_failed_events}  # fmt: skip
         typer.echo(json.dumps(result))
     else:
-        header = ("fault", "in flight when hit", "events", "lost", "dup MongoDB",
-                  "dup predictions topic", "dead letters by reason", "recovered (s)")  # fmt: skip
-        rows = [(r.fault, r.in_flight, f"{r.events:,}", str(r.lost), str(r.mongo_duplicates),
+        header = ("fault", "in flight when hit", "events", "written/s during", "lost",
+                  "dup MongoDB", "dup predictions topic", "dead letters by reason",
+                  "recovered (s)")  # fmt: skip
+        rows = [(r.fault, r.in_flight, f"{r.events:,}", f"{r.written_per_s:,.0f}", str(r.lost),
+                 str(r.mongo_duplicates),
                  str(r.topic_duplicates),
                  ", ".join(f"{k} {v}" for k, v in sorted(r.dead_letters.items())) or "-",
                  "-" if r.recovered_s is None else f"{r.recovered_s:.1f}")

@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     )
 
     kafka_version: str = Field("4.4.0", description="Apache Kafka broker version (Maven).")
+    kafka_brokers: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Nodes of the local KRaft cluster, each a broker and a controller; node n "
+        "listens on kafka_port + 2(n-1) and its controller one port above. `stack up --brokers 3` "
+        "sets it, and the cluster remembers it.",
+    )
+    kafka_netns: bool = Field(
+        False,
+        description="Run each Kafka node in a network namespace of its own at "
+        "<kafka_netns_subnet>.n (same ports on every node), so one can be cut off from the others "
+        "and the clients (`stack up --brokers 3 --netns`; needs root).",
+    )
+    kafka_netns_subnet: str = "10.77.0"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "768m"
@@ -134,9 +149,19 @@ class Settings(BaseSettings):
         description="The BentoML service (service.py, bentofile.yaml) that `bentoml serve` runs.",
     )
 
+    def kafka_node(self, node: int) -> tuple[str, int, int]:
+        """(address, client port, controller port) of cluster node `node`, counted from 1."""
+        if self.kafka_netns:
+            return f"{self.kafka_netns_subnet}.{node}", self.kafka_port, self.kafka_controller_port
+        step = 2 * (node - 1)
+        host = self.kafka_host or self.host
+        return host, self.kafka_port + step, self.kafka_controller_port + step
+
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host or self.host}:{self.kafka_port}"
+        """Every node, so a client starting while one is down still finds the cluster."""
+        nodes = [self.kafka_node(n) for n in range(1, self.kafka_brokers + 1)]
+        return ",".join(f"{host}:{port}" for host, port, _ in nodes)
 
     def topic(self, name: str) -> str:
         """The Kafka name of a topic declared in topics/topics.yaml."""

@@ -1,7 +1,7 @@
 """A short `icecube-stream chaos` run on the live stack: worker SIGKILLs while it holds work,
-the broker killed, MongoDB and the model server down, a second worker joining and leaving, the
-poison corpus. Every row: nothing lost, nothing written twice to MongoDB, backlog back within
-30 s; every poison message ends as the corpus says."""
+the broker killed, MongoDB and the model server down, a spell of 500 answers, a second worker
+joining and leaving, the poison corpus. Every row: nothing lost, nothing written twice to
+MongoDB, backlog back within 30 s; every poison message ends as the corpus says."""
 
 from typing import Any
 
@@ -14,7 +14,7 @@ from icecube_stream.stream.chaos import Chaos, Plan
 pytestmark = pytest.mark.chaos
 
 SHORT = Plan(worker_kills=2, kafka_down_s=3.0, mongo_down_s=6.0, model_down_s=12.0,
-             second_worker_s=8.0, settle_s=15.0)  # fmt: skip
+             model_errors_s=6.0, second_worker_s=8.0, settle_s=32.0)  # fmt: skip
 
 
 def test_a_short_chaos_run_loses_nothing(
@@ -26,6 +26,8 @@ def test_a_short_chaos_run_loses_nothing(
     table = "\n".join(str(r.as_dict()) for r in outcome.rows)
     assert [r.fault for r in outcome.rows][:2] == ["worker SIGKILL"] * 2
     assert all(r.in_flight != "none seen" for r in outcome.rows[:2]), table
+    (errors,) = [r for r in outcome.rows if r.fault.startswith("model server answers 500")]
+    assert " 0 requests answered 500" not in errors.in_flight, table
     assert outcome.poison_mismatches == [], outcome.poison_mismatches
     assert all(r.lost == 0 and r.mongo_duplicates == 0 for r in outcome.rows), table
     assert outcome.ok, table

@@ -1,21 +1,30 @@
-"""Apache Kafka, single-node KRaft, from the broker jars on Maven Central, run with `java`."""
+"""Apache Kafka in KRaft mode, from the broker jars on Maven Central, run with `java`: one node,
+or a cluster of `kafka_brokers` nodes on this machine, each a broker and a controller.
+
+The cluster's size is fixed when its storage is formatted (the controllers' quorum is part of
+it), so it is recorded beside node 1's data and later commands follow the record.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import shutil
 import uuid
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 from icecube_stream.config import Settings
+from icecube_stream.stack import network
 from icecube_stream.stack.service import Service, StackError, run_logged
 
 LOG4J_VERSION = "2.25.3"
 MANIFEST = "SHA256SUMS"
+CLUSTER_RECORD = "cluster.json"
 
 
 def render_pom(kafka_version: str) -> str:
@@ -23,13 +32,17 @@ def render_pom(kafka_version: str) -> str:
     return template.read_text().format(kafka_version=kafka_version, log4j_version=LOG4J_VERSION)
 
 
-def server_properties(settings: Settings, data_dir: Path) -> str:
-    """Broker + controller in one process; topics are created explicitly, never on first use."""
-    host, port, controller = settings.host, settings.kafka_port, settings.kafka_controller_port
+def server_properties(settings: Settings, node: int, data_dir: Path) -> str:
+    """Broker + controller in one process; topics are created explicitly, never on first use.
+    Internal topics get a replica on up to 3 nodes and need 2 of them in sync where there are."""
+    host, port, controller = settings.kafka_node(node)
+    addresses = {n: settings.kafka_node(n) for n in range(1, settings.kafka_brokers + 1)}
+    voters = ",".join(f"{n}@{address}:{ctl}" for n, (address, _, ctl) in addresses.items())
+    replicas, in_sync = str(min(3, settings.kafka_brokers)), str(min(2, settings.kafka_brokers))
     properties = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller}",
+        "node.id": str(node),
+        "controller.quorum.voters": voters,
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -38,11 +51,13 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
         "log.dirs": str(data_dir),
         "auto.create.topics.enable": "false",
         "num.partitions": "6",
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": "0",
     }
     return "".join(f"{key}={value}\n" for key, value in properties.items())
@@ -51,6 +66,53 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
 def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def cluster_settings(settings: Settings) -> Settings:
+    """The settings with the recorded cluster layout (size, namespaces). Asking for another
+    layout than the stored cluster has is an error: its controllers' quorum cannot change."""
+    recorded = _recorded_layout(settings)
+    if recorded is None:
+        return settings
+    asked = {key: getattr(settings, key) for key in recorded if key in settings.model_fields_set}
+    if any(asked[key] != recorded[key] for key in asked):
+        raise StackError(
+            f"the Kafka cluster under {settings.state_dir / 'kafka'} has {_describe(recorded)}, "
+            f"not {_describe({**recorded, **asked})}; ask for what it has, or `stack down` and "
+            "remove that folder and the kafka-N ones beside it to start an empty cluster"
+        )
+    return settings.model_copy(update=recorded)
+
+
+def _describe(layout: dict[str, Any]) -> str:
+    where = " in network namespaces" if layout["kafka_netns"] else ""
+    return f"{layout['kafka_brokers']} node(s){where}"
+
+
+def _recorded_layout(settings: Settings) -> dict[str, Any] | None:
+    node_one = settings.state_dir / "kafka"
+    try:
+        record = json.loads((node_one / CLUSTER_RECORD).read_text())
+        return {"kafka_brokers": int(record["brokers"]), "kafka_netns": bool(record["netns"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        # Formatted before clusters were recorded: a single node.
+        if (node_one / "data" / "meta.properties").exists():
+            return {"kafka_brokers": 1, "kafka_netns": False}
+        return None
+
+
+def _cluster_id(settings: Settings) -> str:
+    """The id every node is formatted with, made (and the layout recorded) by the first one."""
+    path = settings.state_dir / "kafka" / CLUSTER_RECORD
+    try:
+        return str(json.loads(path.read_text())["cluster_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        cluster_id = new_cluster_id()
+        record = {"cluster_id": cluster_id, "brokers": settings.kafka_brokers,
+                  "netns": settings.kafka_netns}  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+        return cluster_id
 
 
 def write_manifest(libs_dir: Path) -> None:
@@ -76,16 +138,39 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def nodes(settings: Settings) -> list[Kafka]:
+    """One service per node of the (recorded) cluster."""
+    settings = cluster_settings(settings)
+    return [Kafka(settings, node) for node in range(1, settings.kafka_brokers + 1)]
+
+
 class Kafka(Service):
     name = "kafka"
 
+    def __init__(self, settings: Settings, node: int = 1) -> None:
+        super().__init__(settings)
+        self.node = node
+        if node > 1:
+            self.name = f"kafka-{node}"
+
+    @property
+    def host(self) -> str:
+        return self.settings.kafka_node(self.node)[0]
+
     @property
     def ports(self) -> list[int]:
-        return [self.settings.kafka_port, self.settings.kafka_controller_port]
+        return list(self.settings.kafka_node(self.node)[1:])
 
     @property
     def endpoint(self) -> str:
-        return self.settings.kafka_bootstrap
+        return f"{self.host}:{self.ports[0]}"
+
+    def listening(self) -> list[int]:
+        # Without its namespace the node's address routes off this machine, where a proxy
+        # may accept any connection: nothing of ours can listen there yet.
+        if self.settings.kafka_netns and not network.exists(self.settings, self.node):
+            return []
+        return super().listening()
 
     @property
     def libs_dir(self) -> Path:
@@ -120,16 +205,18 @@ class Kafka(Service):
         write_manifest(self.libs_dir)
 
     def prepare(self) -> None:
+        if self.settings.kafka_netns:
+            network.ensure(self.settings)
         data_dir = self.state_dir / "data"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(server_properties(self.settings, data_dir))
+        self.config_path.write_text(server_properties(self.settings, self.node, data_dir))
         log4j = resources.files("icecube_stream.stack").joinpath("resources/log4j2.xml")
         self.log4j_config.write_text(log4j.read_text())
         if (data_dir / "meta.properties").exists():
             return
         run_logged(
             [*self._java(), "kafka.tools.StorageTool", "format",
-             "-t", new_cluster_id(), "-c", str(self.config_path)],
+             "-t", _cluster_id(self.settings), "-c", str(self.config_path)],
             self.state_dir / "format.log",
             "formatting Kafka storage",
         )  # fmt: skip
@@ -143,12 +230,14 @@ class Kafka(Service):
         ]  # fmt: skip
 
     def argv(self) -> list[str]:
-        return [*self._java(), "kafka.Kafka", str(self.config_path)]
+        inside = ["ip", "netns", "exec", network.namespace(self.settings, self.node)]
+        return [*(inside if self.settings.kafka_netns else []), *self._java(), "kafka.Kafka",
+                str(self.config_path)]  # fmt: skip
 
     def healthy(self) -> bool:
-        """A metadata request answered by the broker."""
+        """A metadata request answered by this node, which lists itself as a live broker."""
         admin = AdminClient({"bootstrap.servers": self.endpoint, "log_level": 0})
         try:
-            return bool(admin.list_topics(timeout=2).brokers)
+            return self.node in admin.list_topics(timeout=2).brokers
         except Exception:
             return False

@@ -7,12 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from icecube_stream.config import Settings
-from icecube_stream.stack import process
+from icecube_stream.stack import kafka, process
 from icecube_stream.stack.kafka import Kafka
 from icecube_stream.stack.mlflow_server import MlflowServer
 from icecube_stream.stack.model_server import ModelServer
 from icecube_stream.stack.mongo import Mongo
-from icecube_stream.stack.ports import is_listening, port_owner
+from icecube_stream.stack.ports import port_owner
 from icecube_stream.stack.prometheus import Prometheus
 from icecube_stream.stack.service import Service, StackError
 from icecube_stream.stack.worker import Worker
@@ -39,12 +39,17 @@ class ServiceStatus:
 
 
 def select(settings: Settings, only: Sequence[str] | None = None) -> list[Service]:
-    """The named services, or all infrastructure services when none are named."""
+    """The named services, or all infrastructure services when none are named; `kafka` is
+    every node of the cluster."""
+    settings = kafka.cluster_settings(settings)
     names = list(only) if only else [n for n, s in SERVICES.items() if s.infrastructure]
     unknown = [name for name in names if name not in SERVICES]
     if unknown:
         raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
-    return [SERVICES[name](settings) for name in names]
+    services: list[Service] = []
+    for name in names:
+        services += kafka.nodes(settings) if name == Kafka.name else [SERVICES[name](settings)]
+    return services
 
 
 def running(service: Service) -> process.PidRecord | None:
@@ -59,7 +64,7 @@ def status(settings: Settings, only: Sequence[str] | None = None) -> list[Servic
         record = running(service)
         if record is not None:
             health = "healthy" if service.healthy() else "unhealthy"
-        elif any(is_listening(settings.host, port) for port in service.ports):
+        elif service.listening():
             health = "foreign"
         else:
             health = "stopped"
@@ -111,14 +116,15 @@ def up(
 
 
 def _check_ports_free(service: Service) -> None:
-    for port in service.ports:
-        if is_listening(service.settings.host, port):
-            owner = port_owner(port)
-            who = owner.describe() if owner else "another process"
-            raise StackError(
-                f"{service.name}: port {port} is already taken by {who}; stop it or set "
-                f"another port with the ICECUBE_ environment variables (see `--help`)"
-            )
+    taken = service.listening()
+    if taken:
+        port = taken[0]
+        owner = port_owner(port)
+        who = owner.describe() if owner else "another process"
+        raise StackError(
+            f"{service.name}: port {port} is already taken by {who}; stop it or set "
+            f"another port with the ICECUBE_ environment variables (see `--help`)"
+        )
 
 
 def _wait_healthy(services: list[Service], timeout_s: float, report: Report) -> None:

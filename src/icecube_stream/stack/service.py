@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from icecube_stream.config import Settings, settings_env
+from icecube_stream.stack.ports import is_listening
 
 
 class StackError(RuntimeError):
@@ -15,12 +16,22 @@ class StackError(RuntimeError):
 
 
 class Service(ABC):
-    name: ClassVar[str]
+    #: The service's name; an instance may narrow it (`kafka-2`, the second node of a cluster).
+    name: str
     #: Infrastructure starts with a plain `stack up`; pipeline components only when named.
     infrastructure: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @property
+    def host(self) -> str:
+        """The address the service listens on."""
+        return self.settings.host
+
+    def listening(self) -> list[int]:
+        """The service's ports that something listens on now (it, or another program)."""
+        return [port for port in self.ports if is_listening(self.host, port)]
 
     @property
     @abstractmethod

@@ -6,9 +6,15 @@ Events flow at the offered rate the whole time (fresh ids, looping over a simula
 the faults come one after another:
 - the worker SIGKILLed at random moments, each time only once its own metrics show events in
   progress or messages held back (work in flight), and restarted at once;
-- the Kafka broker SIGKILLed and restarted;
+- the Kafka broker SIGKILLed and restarted (every node, on a cluster);
+- on a cluster of 3 or more (`stack up --brokers 3`): the broker leading most of the raw topic's
+  partitions SIGKILLed and down for 30 s while producers and the worker carry on; and, when the
+  nodes run in network namespaces (`--netns`), that broker cut off from the others and from
+  every client for 30 s, then healed;
 - MongoDB (FerretDB) SIGKILLed and down for a while;
 - the model server SIGKILLed (its whole process tree) and down past the client's retry budget;
+- the model server's answers replaced by 500s for a while (`fault_proxy.py` sits between it and
+  the worker for the whole run);
 - a second worker joining and, a while later, leaving;
 - the poison corpus (`stream/poison.py`) written straight to the raw topic.
 Afterwards, per fault, over the events emitted from its start to the next one's: how many have
@@ -34,17 +40,20 @@ from typing import Any
 
 import httpx
 import numpy as np
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
 from icecube_stream.events.format import EventBatch, take_events
 from icecube_stream.observe.http import metric_value
-from icecube_stream.stack import manager, process
-from icecube_stream.stack.ports import is_listening
+from icecube_stream.observe.lag import LagReader
+from icecube_stream.stack import kafka, manager, network, process
+from icecube_stream.stack.service import Service
 from icecube_stream.stream import topics
-from icecube_stream.stream.bench import COMPONENTS, delete_topics, free_port, private_pipeline
+from icecube_stream.stream.bench import delete_topics, free_port, private_pipeline
 from icecube_stream.stream.emitter import EmitReport, emit
+from icecube_stream.stream.fault_proxy import FaultProxy
 from icecube_stream.stream.poison import INCOMPLETE, PREDICTED, Poison, corpus
 from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, AvroCodec, topic_specs
 
@@ -57,12 +66,21 @@ RECOVERY_GOAL_S = 30.0
 
 @dataclass(frozen=True)
 class Plan:
+    """How long each fault lasts; 0 (or False) leaves it out."""
+
     worker_kills: int = 10
     kafka_down_s: float = 5.0
+    broker_down_s: float = 30.0  # one node of a cluster of 3 or more
+    partition_s: float = 30.0  # one node cut off, on a cluster in network namespaces
     mongo_down_s: float = 30.0
     model_down_s: float = 90.0
+    model_errors_s: float = 20.0
     second_worker_s: float = 20.0
-    settle_s: float = 25.0  # traffic alone after each fault, to recover before the next
+    poison: bool = True
+    #: After each fault, traffic alone for at least quiet_s, then until the backlog is back
+    #: to its level before the fault, but no longer than settle_s.
+    quiet_s: float = 5.0
+    settle_s: float = 45.0
 
 
 @dataclass
@@ -72,15 +90,21 @@ class Row:
     ended_ns: int
     in_flight: str = "-"
     events: int = 0
+    written_per_s: float = 0.0  # while the fault lasted: does the pipeline carry on?
     lost: int = 0
     mongo_duplicates: int = 0
     topic_duplicates: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     recovered_s: float | None = None
 
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_ns - self.started_ns) / 1e9
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "fault": self.fault, "in_flight": self.in_flight, "events": self.events,
+            "written_per_s": round(self.written_per_s),
             "lost": self.lost, "mongo_duplicates": self.mongo_duplicates,
             "topic_duplicates": self.topic_duplicates, "dead_letters": self.dead_letters,
             "recovered_s": None if self.recovered_s is None else round(self.recovered_s, 1),
@@ -130,60 +154,89 @@ class Traffic(threading.Thread):
 
 class Chaos:
     def __init__(self, settings: Settings, pool: EventBatch, say: Say, seed: int = 0) -> None:
-        self.base, self.pool, self.say = settings, pool, say
+        self.base, self.pool, self.say = kafka.cluster_settings(settings), pool, say
         self.random = random.Random(seed)
-        self.settings = private_pipeline(settings, "chaos", assembly_timeout_s=10.0)
+        #: The private model server's settings; the worker's differ in one port, the proxy's.
+        self.settings = private_pipeline(self.base, "chaos", assembly_timeout_s=10.0)
+        self.worker = self.settings.model_copy(update={"model_server_port": free_port()})
         self.rows: list[Row] = []
+        self.mongo: MongoClient[dict[str, Any]] = MongoClient(self.base.mongo_url)
+        self.lag = LagReader(self.worker)
 
     def run(self, plan: Plan, rate_hz: float) -> Outcome:
         topics.apply(self.settings)
         self.say("starting a private model server and worker")
-        manager.up(self.settings, COMPONENTS, report=lambda _: None)
-        traffic = Traffic(self.settings, self.pool, rate_hz)
+        proxy = FaultProxy(self.settings.model_server_url, self.worker.host,
+                           self.worker.model_server_port)  # fmt: skip
+        traffic = Traffic(self.worker, self.pool, rate_hz)
+        poisons: list[Poison] = []
         try:
-            traffic.start()
-            time.sleep(plan.settle_s)
-            for _ in range(plan.worker_kills):
-                self._fault("worker SIGKILL", self._kill_worker)
-                time.sleep(plan.settle_s + self.random.uniform(0.0, 3.0))  # at random moments
-            outages = [
-                ("Kafka broker SIGKILL", self.base, "kafka", plan.kafka_down_s),
-                ("MongoDB SIGKILL", self.base, "mongo", plan.mongo_down_s),
-                ("model server SIGKILL", self.settings, "model-server", plan.model_down_s),
-            ]
-            for name, owner, service, down_s in outages:
-                self._fault(name, functools.partial(self._outage, owner, service, down_s))
-                time.sleep(plan.settle_s)
-            self._fault(
-                "a second worker joins and leaves",
-                lambda: self._second_worker(plan.second_worker_s),
-            )
-            time.sleep(plan.settle_s)
-            spec = self._spec(PULSES)
-            poisons = corpus(
-                self.pool,
-                AvroCodec.for_topic(spec),
-                7 * 10**17,
-                int(spec.config["max.message.bytes"]),
-                self.settings.assembly_timeout_s,
-            )
-            self._fault("poison corpus", lambda: self._poison(poisons))
-            time.sleep(plan.settle_s)
-            traffic.stopping.set()
-            traffic.join(timeout=120)
-            self.say("waiting for every event to be written")
-            self._drain(traffic)
+            with proxy:
+                manager.up(self.settings, ["model-server"], report=lambda _: None)
+                manager.up(self.worker, ["worker"], report=lambda _: None)
+                traffic.start()
+                time.sleep(plan.quiet_s)
+                for name, apply in self._faults(plan, proxy):
+                    # The committed lag swings with the commit interval: allow half again.
+                    level = 1.5 * self._backlog() + 10
+                    self._fault(name, apply)
+                    self._settle(level, plan)
+                    time.sleep(self.random.uniform(0.0, 3.0))  # the next fault at random moments
+                if plan.poison:
+                    poisons = self._corpus()
+                    self._fault("poison corpus", lambda: self._poison(poisons))
+                    time.sleep(plan.quiet_s)
+                traffic.stopping.set()
+                traffic.join(timeout=120)
+                self.say("waiting for every event to be written")
+                self._drain(traffic)
             return self._count(traffic, poisons, rate_hz)
         finally:
             traffic.stopping.set()
-            manager.down(self.settings, COMPONENTS, report=lambda _: None)
-            manager.up(self.base, ["kafka", "mongo"], report=lambda _: None)
-            MongoClient(self.base.mongo_url)[self.base.mongo_database].drop_collection(
-                self.settings.mongo_collection
-            )
+            manager.down(self.worker, ["worker"], report=lambda _: None)
+            manager.down(self.settings, ["model-server"], report=lambda _: None)
+            killed = {"kafka": plan.kafka_down_s or plan.broker_down_s, "mongo": plan.mongo_down_s}
+            restore = [name for name, down_s in killed.items() if down_s]
+            if restore:
+                manager.up(self.base, restore, report=lambda _: None)
+            self._collection().drop()
+            self.mongo.close()
+            self.lag.close()
             delete_topics(self.settings)
 
     # ------------------------------------------------------------------ faults
+
+    def _faults(self, plan: Plan, proxy: FaultProxy) -> Iterator[tuple[str, Callable[[], Any]]]:
+        for _ in range(plan.worker_kills):
+            yield "worker SIGKILL", self._kill_worker
+        nodes = self.base.kafka_brokers
+        if plan.kafka_down_s:
+            name = "Kafka broker SIGKILL" if nodes == 1 else f"all {nodes} Kafka nodes SIGKILL"
+            yield name, functools.partial(self._outage, self.base, "kafka", plan.kafka_down_s)
+        if plan.broker_down_s and nodes >= 3:
+            yield (f"one of {nodes} Kafka brokers SIGKILL, {plan.broker_down_s:.0f} s",
+                   functools.partial(self._lose_broker, plan.broker_down_s))  # fmt: skip
+        if plan.partition_s and nodes >= 3 and self.base.kafka_netns:
+            yield (f"one of {nodes} Kafka brokers cut off, {plan.partition_s:.0f} s",
+                   functools.partial(self._cut_off_broker, plan.partition_s))  # fmt: skip
+        if plan.mongo_down_s:
+            yield (
+                "MongoDB SIGKILL",
+                functools.partial(self._outage, self.base, "mongo", plan.mongo_down_s),
+            )
+        if plan.model_down_s:
+            yield (
+                "model server SIGKILL",
+                functools.partial(self._outage, self.settings, "model-server", plan.model_down_s),
+            )
+        if plan.model_errors_s:
+            yield (f"model server answers 500 for {plan.model_errors_s:.0f} s",
+                   functools.partial(self._errors, proxy, plan.model_errors_s))  # fmt: skip
+        if plan.second_worker_s:
+            yield (
+                "a second worker joins and leaves",
+                functools.partial(self._second_worker, plan.second_worker_s),
+            )
 
     def _fault(self, name: str, apply: Callable[[], str | None]) -> None:
         started = time.time_ns()
@@ -193,36 +246,83 @@ class Chaos:
 
     def _kill_worker(self) -> str:
         """SIGKILL once the worker holds work: what its metrics showed just before."""
-        url = self.settings.worker_metrics_url
-        deadline = time.monotonic() + 30
+        held = self._worker_holds()
+        _kill(manager.select(self.worker, ["worker"])[0])
+        manager.up(self.worker, ["worker"], report=lambda _: None)
+        return held
+
+    def _worker_holds(self, wait_s: float = 30) -> str:
+        """The worker's unfinished work, once it has some (or after wait_s)."""
+        deadline = time.monotonic() + wait_s
         while True:
             try:
-                held = {name: metric_value(url, name) for name in IN_FLIGHT}
+                held = {name: metric_value(self.worker.worker_metrics_url, name)
+                        for name in IN_FLIGHT}  # fmt: skip
             except httpx.HTTPError:  # restarting still
                 held = {}
             if any(held.values()) or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
-        _kill(self.settings, "worker")
-        manager.up(self.settings, ["worker"], report=lambda _: None)
         shown = {name.removeprefix("icecube_worker_"): int(v) for name, v in held.items() if v}
         return ", ".join(f"{k} {v}" for k, v in shown.items()) or "none seen"
 
     def _outage(self, owner: Settings, name: str, down_s: float) -> None:
-        _kill(owner, name)
+        for service in manager.select(owner, [name]):
+            _kill(service)
         time.sleep(down_s)
         manager.up(owner, [name], report=lambda _: None)
 
+    def _lose_broker(self, down_s: float) -> str:
+        """The node leading most raw-topic partitions: producers and the worker must move to the
+        new leaders and carry on, since the other two still make a quorum and an in-sync pair."""
+        node, led = self._busiest_broker()
+        _kill(kafka.nodes(self.base)[node - 1])
+        time.sleep(down_s)
+        manager.up(self.base, ["kafka"], report=lambda _: None)
+        return f"node {node}, leader of {led} partitions"
+
+    def _cut_off_broker(self, spell_s: float) -> str:
+        """Like a kill, but the node lives on alone, still believing itself leader, and must
+        step down and catch up once it is back."""
+        node, led = self._busiest_broker()
+        network.cut(self.base, node)
+        try:
+            time.sleep(spell_s)
+        finally:
+            network.heal(self.base, node)
+        return f"node {node}, leader of {led} partitions"
+
+    def _busiest_broker(self) -> tuple[int, int]:
+        """The node leading most partitions of the raw topic, and how many it leads."""
+        admin = AdminClient({"bootstrap.servers": self.base.kafka_bootstrap})
+        topic = self.settings.topic(PULSES)
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        node, led = Counter(p.leader for p in partitions).most_common(1)[0]
+        return int(node), led
+
+    def _errors(self, proxy: FaultProxy, spell_s: float) -> str:
+        held = self._worker_holds()
+        proxy.failing.set()
+        time.sleep(spell_s)
+        proxy.failing.clear()
+        return f"{held}; {proxy.failed} requests answered 500"
+
     def _second_worker(self, hold_s: float) -> None:
-        second = self.settings.model_copy(
+        second = self.worker.model_copy(
             update={
-                "state_dir": self.settings.state_dir / "second",
+                "state_dir": self.worker.state_dir / "second",
                 "worker_web_port": free_port(),
             }
         )
         manager.up(second, ["worker"], report=lambda _: None)
         time.sleep(hold_s)
         manager.down(second, ["worker"], report=lambda _: None)
+
+    def _corpus(self) -> list[Poison]:
+        spec = self._spec(PULSES)
+        size_limit = int(spec.config["max.message.bytes"])
+        codec = AvroCodec.for_topic(spec)
+        return corpus(self.pool, codec, 7 * 10**17, size_limit, self.settings.assembly_timeout_s)
 
     def _poison(self, poisons: list[Poison]) -> str:
         producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
@@ -233,6 +333,23 @@ class Chaos:
             producer.produce(topic, poison.value, poison.key(number), partition=poison.partition)
             producer.flush(30)
         return f"{len(poisons)} messages of {len({p.kind for p in poisons})} kinds"
+
+    def _settle(self, level: float, plan: Plan) -> None:
+        """Wait until the backlog is down to `level` (see Plan)."""
+        time.sleep(plan.quiet_s)
+        deadline = time.monotonic() + plan.settle_s - plan.quiet_s
+        while time.monotonic() < deadline and self._backlog() > level:
+            time.sleep(0.5)
+
+    def _backlog(self) -> float:
+        """Raw-topic messages the worker group has not committed; infinite while Kafka does not
+        answer. Cheap enough to ask every half second (a count in MongoDB is not), and only
+        paces the faults: the table's recovery times come from the written timestamps."""
+        partitions = range(self._spec(PULSES).partitions)
+        try:
+            return float(sum(self.lag.lag(self.settings.topic(PULSES), partitions).values()))
+        except KafkaException:
+            return float("inf")
 
     # ------------------------------------------------------------------ counting
 
@@ -255,8 +372,7 @@ class Chaos:
             time.sleep(1)
 
     def _collection(self) -> Any:
-        mongo: MongoClient[dict[str, Any]] = MongoClient(self.base.mongo_url)
-        return mongo[self.base.mongo_database][self.settings.mongo_collection]
+        return self.mongo[self.base.mongo_database][self.settings.mongo_collection]
 
     def _count(self, traffic: Traffic, poisons: list[Poison], rate_hz: float) -> Outcome:
         documents = list(self._collection().find({}, {"_id": 1, "written_at_ns": 1, "flags": 1}))
@@ -270,6 +386,8 @@ class Chaos:
         for row, until in zip(self.rows, ends, strict=True):
             mine = emitted_ids[(emitted_at >= row.started_ns) & (emitted_at < until)].tolist()
             row.events = len(mine)
+            during = np.searchsorted(written_at, [row.started_ns, row.ended_ns])
+            row.written_per_s = float(during[1] - during[0]) / max(row.duration_s, 1e-3)
             row.lost = sum(1 for e in mine if e not in stored)
             row.mongo_duplicates = sum(stored[e] - 1 for e in mine if stored[e] > 1)
             row.topic_duplicates = sum(on_topic[str(e)] - 1 for e in mine if on_topic[str(e)] > 1)
@@ -300,16 +418,15 @@ def _recovery(row: Row, until_ns: int, emitted: np.ndarray[Any, Any],
     return None
 
 
-def _kill(owner: Settings, name: str) -> None:
+def _kill(service: Service) -> None:
     """SIGKILL a service of the stack with its whole process tree; wait until its ports close."""
-    service = manager.SERVICES[name](owner)
     record = manager.running(service)
     if record is not None:
         _kill_tree(record.pid)
     deadline = time.monotonic() + 30
-    while any(is_listening(owner.host, port) for port in service.ports):
+    while service.listening():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} still listens 30 s after SIGKILL")
+            raise TimeoutError(f"{service.name} still listens 30 s after SIGKILL")
         time.sleep(0.1)
 
 

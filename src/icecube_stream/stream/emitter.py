@@ -64,6 +64,7 @@ class FrameProducer:
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,
+                "request.timeout.ms": 10_000,  # see sinks.py: a broker cut off moves on at 10 s
                 "compression.type": "lz4",
                 "message.max.bytes": int(spec.config.get("max.message.bytes", 1_000_000)),
             }

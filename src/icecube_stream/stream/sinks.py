@@ -143,6 +143,9 @@ class Sinks:
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
+            # A broker cut off (rather than dead) holds requests until this runs out; the
+            # controller fences it after 9 s, so retrying at 10 s finds the new leaders.
+            request_timeout_ms=10_000,
             max_request_size=self.dlq_max_bytes,
         )
         self.producer_started = False

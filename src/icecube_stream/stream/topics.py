@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported, not in __all__
@@ -41,11 +41,24 @@ def plan(spec: TopicSpec, partitions: int, replication: int, config: dict[str, s
     return differences
 
 
+def sized_for(spec: TopicSpec, brokers: int) -> TopicSpec:
+    """The declared topic on a cluster of `brokers`: one replica per broker up to the declared
+    factor, and no more replicas required in sync than there are, so a single-broker
+    development stack runs the production declaration."""
+    replicas = min(spec.replication_factor, brokers)
+    config = dict(spec.config)
+    if "min.insync.replicas" in config:
+        config["min.insync.replicas"] = str(min(int(config["min.insync.replicas"]), replicas))
+    return replace(spec, replication_factor=replicas, config=config)
+
+
 def apply(settings: Settings, dry_run: bool = False) -> list[TopicChange]:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    existing = admin.list_topics(timeout=TIMEOUT_S).topics
+    metadata = admin.list_topics(timeout=TIMEOUT_S)
+    existing, brokers = metadata.topics, len(metadata.brokers)
     changes = []
-    for spec in topic_specs(settings.topics_dir).values():
+    for declared in topic_specs(settings.topics_dir).values():
+        spec = sized_for(declared, brokers)
         name = settings.topic(spec.name)
         if name not in existing:
             if not dry_run:

@@ -9,6 +9,7 @@ import pytest
 from icecube_stream.config import Settings
 from icecube_stream.stack import kafka, mongo, prometheus
 from icecube_stream.stack.mlflow_server import MlflowServer
+from icecube_stream.stack.service import StackError
 
 pytestmark = pytest.mark.unit
 
@@ -19,13 +20,62 @@ def parse_properties(text: str) -> dict[str, str]:
 
 def test_kafka_properties_single_node_kraft_without_auto_creation(tmp_path: Path) -> None:
     settings = Settings(kafka_port=19092, kafka_controller_port=19093)
-    props = parse_properties(kafka.server_properties(settings, tmp_path / "data"))
+    props = parse_properties(kafka.server_properties(settings, 1, tmp_path / "data"))
     assert props["process.roles"] == "broker,controller"
     assert props["auto.create.topics.enable"] == "false"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert props["log.dirs"] == str(tmp_path / "data")
     assert props["offsets.topic.replication.factor"] == "1"
+    assert props["min.insync.replicas"] == "1"
+
+
+def test_kafka_properties_of_a_three_node_cluster(tmp_path: Path) -> None:
+    settings = Settings(kafka_brokers=3)
+    props = parse_properties(kafka.server_properties(settings, 2, tmp_path / "data"))
+    assert props["node.id"] == "2"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    voters = "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
+    assert props["controller.quorum.voters"] == voters
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == props["transaction.state.log.min.isr"] == "2"
+    assert settings.kafka_bootstrap == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+
+
+def test_nodes_in_network_namespaces_share_ports_and_differ_in_address(tmp_path: Path) -> None:
+    settings = Settings(kafka_brokers=3, kafka_netns=True, state_dir=tmp_path)
+    props = parse_properties(kafka.server_properties(settings, 3, tmp_path / "data"))
+    assert props["listeners"] == "PLAINTEXT://10.77.0.3:9092,CONTROLLER://10.77.0.3:9093"
+    voters = "1@10.77.0.1:9093,2@10.77.0.2:9093,3@10.77.0.3:9093"
+    assert props["controller.quorum.voters"] == voters
+    assert settings.kafka_bootstrap == "10.77.0.1:9092,10.77.0.2:9092,10.77.0.3:9092"
+    node = kafka.Kafka(settings, 2)
+    assert node.argv()[:4] == ["ip", "netns", "exec", "icecube-0-kafka-2"]
+    assert (node.host, node.ports, node.name) == ("10.77.0.2", [9092, 9093], "kafka-2")
+
+
+def test_the_recorded_cluster_size_wins_and_another_one_asked_for_is_refused(
+    tmp_path: Path,
+) -> None:
+    three = Settings(state_dir=tmp_path, kafka_brokers=3)
+    assert [node.name for node in kafka.nodes(three)] == ["kafka", "kafka-2", "kafka-3"]
+    kafka._cluster_id(three)  # what formatting node 1 records
+    plain = Settings(state_dir=tmp_path)
+    assert kafka.cluster_settings(plain).kafka_brokers == 3
+    assert [node.ports for node in kafka.nodes(plain)][2] == [9096, 9097]
+    with pytest.raises(StackError, match="has 3 node"):
+        kafka.cluster_settings(Settings(state_dir=tmp_path, kafka_brokers=1))
+    with pytest.raises(StackError, match=r"not 3 node\(s\) in network namespaces"):
+        kafka.cluster_settings(Settings(state_dir=tmp_path, kafka_netns=True))
+
+
+def test_a_single_node_formatted_before_clusters_were_recorded_counts_as_one(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "kafka" / "data" / "meta.properties").write_text("node.id=1\n")
+    with pytest.raises(StackError, match="has 1 node"):
+        kafka.cluster_settings(Settings(state_dir=tmp_path, kafka_brokers=3))
 
 
 def test_kafka_pom_pins_the_configured_version() -> None:
