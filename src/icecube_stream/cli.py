@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from icecube_stream.config import get_settings
 from icecube_stream.observe.commands import register as register_observe_commands
+from icecube_stream.stack.kafka import current_settings
 
 if TYPE_CHECKING:
     from icecube_stream.model.reconstructor import ModelReconstructor
@@ -72,7 +72,7 @@ def stack_install(only: Only = None) -> None:
     """Fetch or build the services (Kafka jars, FerretDB, Prometheus) into the cache; idempotent."""
     from icecube_stream.stack import manager
 
-    _stack_call(lambda: manager.install(get_settings(), _only(only), report=console.print))
+    _stack_call(lambda: manager.install(current_settings(), _only(only), report=console.print))
 
 
 @stack_app.command("up")
@@ -103,7 +103,7 @@ def stack_up(
 
     layout = {"kafka_brokers": brokers, "kafka_netns": netns}
     asked = {key: value for key, value in layout.items() if value is not None}
-    settings = get_settings().model_copy(update=asked)
+    settings = current_settings().model_copy(update=asked)
     statuses = _stack_call(lambda: manager.up(settings, _only(only), report=console.print))
     _print_status(statuses)
 
@@ -113,7 +113,7 @@ def stack_down(only: Only = None) -> None:
     """Stop exactly the processes `stack up` started (by pid file); nothing else is touched."""
     from icecube_stream.stack import manager
 
-    _stack_call(lambda: manager.down(get_settings(), _only(only), report=console.print))
+    _stack_call(lambda: manager.down(current_settings(), _only(only), report=console.print))
 
 
 @stack_app.command("status")
@@ -124,7 +124,7 @@ def stack_status(
     """Each service with its endpoint, pid and health; exits 1 unless all are healthy."""
     from icecube_stream.stack import manager
 
-    statuses = _stack_call(lambda: manager.status(get_settings(), _only(only)))
+    statuses = _stack_call(lambda: manager.status(current_settings(), _only(only)))
     if as_json:
         services = {
             s.name: {"endpoint": s.endpoint, "pid": s.pid, "health": s.health} for s in statuses
@@ -139,13 +139,13 @@ def stack_status(
 def _print_status(statuses: Sequence[ServiceStatus]) -> None:
     colours = {"healthy": "green", "unhealthy": "red", "foreign": "yellow", "stopped": "dim"}
     _print_table(
-        f"local stack ({get_settings().state_dir})",
+        f"local stack ({current_settings().state_dir})",
         ("service", "endpoint", "pid", "health"),
         [(s.name, s.endpoint, str(s.pid or "-"), f"[{colours[s.health]}]{s.health}[/]")
          for s in statuses],
         no_wrap=True,
     )  # fmt: skip
-    console.print(f"logs: {get_settings().state_dir / 'logs'}")
+    console.print(f"logs: {current_settings().state_dir / 'logs'}")
 
 
 def main() -> None:
@@ -344,7 +344,7 @@ def topics_apply(
     """
     from icecube_stream.stream import topics
 
-    changes = topics.apply(get_settings(), dry_run=dry_run)
+    changes = topics.apply(current_settings(), dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps({c.topic: {"action": c.action, "detail": c.detail} for c in changes}))
     else:
@@ -389,7 +389,7 @@ def produce_command(
     from icecube_stream.stream import emitter, topics
     from icecube_stream.stream.schemas import PULSES
 
-    settings = get_settings()
+    settings = current_settings()
     try:
         topics.require_topics(settings, PULSES)
         dataset = None if watch else EventDataset(data, split=split)
@@ -451,7 +451,7 @@ def _model_reconstructor(model: str) -> ModelReconstructor:
     from icecube_stream.model.reconstructor import ModelReconstructor
     from icecube_stream.model.tracking import load_model
 
-    return ModelReconstructor(load_model(model, get_settings()))
+    return ModelReconstructor(load_model(model, current_settings()))
 
 
 model_app = typer.Typer(help="The direction model: inference benchmark.", no_args_is_help=True)
@@ -500,7 +500,7 @@ def train_command(
     from icecube_stream.model.train import EpochReport
 
     err = Console(stderr=True)
-    settings = get_settings()
+    settings = current_settings()
     try:
         chosen = get_config(config, epochs)
         detector = load_geometry(geometry)
@@ -592,7 +592,7 @@ def predict_command(
 
     err = Console(stderr=True)
     try:
-        direction_model = load_model(model, get_settings())
+        direction_model = load_model(model, current_settings())
         dataset = EventDataset(data, split=split)
         total = dataset.count_events()
         with Progress(console=err, transient=True) as progress:
@@ -636,7 +636,7 @@ def model_bench(
     from icecube_stream.model.tracking import load_model
 
     err = Console(stderr=True)
-    settings = get_settings()
+    settings = current_settings()
     try:
         if data is not None:
             events = load_events(data, max_events=8192)
@@ -682,7 +682,7 @@ def predictions_tail(
 
     from icecube_stream.stream.tail import tail
 
-    settings = get_settings()
+    settings = current_settings()
     try:
         for record in tail(settings, last, follow):
             if as_json:
@@ -723,7 +723,7 @@ def dlq_replay(
     """
     from icecube_stream.stream.dlq import replay
 
-    report = replay(get_settings(), reason)
+    report = replay(current_settings(), reason)
     figures = {"replayed": report.replayed, "skipped": report.skipped,
                "truncated": report.truncated, "failed": report.failed}  # fmt: skip
     if as_json:
@@ -777,7 +777,7 @@ def bench_command(
     else:
         say(f"simulating {events:,} events")
         batch = concat_batches(list(Simulator(icecube_geometry(), seed=7).iter_batches(events)))
-    result = Bench(get_settings(), batch, say).run(rate).as_dict()
+    result = Bench(current_settings(), batch, say).run(rate).as_dict()
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -843,7 +843,7 @@ def chaos_command(
     plan = Plan(worker_kills=worker_kills, broker_down_s=broker_down, partition_s=partition,
                 mongo_down_s=mongo_down, model_down_s=model_down,
                 model_errors_s=model_errors)  # fmt: skip
-    outcome = Chaos(get_settings(), pool, say).run(plan, rate)
+    outcome = Chaos(current_settings(), pool, say).run(plan, rate)
     if as_json:
         result = {"rows": [r.as_dict() for r in outcome.rows], "ok": outcome.ok,
                   "poison_mismatches": outcome.poison_mismatches,
@@ -882,6 +882,6 @@ def demo_command(
     """
     from icecube_stream import demo
 
-    settings = get_settings()
+    settings = current_settings()
     summary = demo.run(settings, workdir, events, rate, say=console.print)
     typer.echo("\n".join(summary.lines(settings)))

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from icecube_stream.config import get_settings
+from icecube_stream.stack.kafka import current_settings
 
 console = Console(stderr=True)
 
@@ -25,7 +25,7 @@ def alerts_command(
     """
     from icecube_stream.observe.alerts import PrometheusUnavailableError, active_alerts
 
-    settings = get_settings()
+    settings = current_settings()
     url = settings.prometheus_url
     try:
         alerts = active_alerts(url)
@@ -62,7 +62,7 @@ def check_truth_command(
     from icecube_stream.observe import checker
     from icecube_stream.observe.http import serve_metrics
 
-    settings = get_settings()
+    settings = current_settings()
     try:
         truth = checker.read_truth(data, split)
     except checker.TruthError as error:

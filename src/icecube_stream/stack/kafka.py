@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from icecube_stream.config import Settings
+from icecube_stream.config import Settings, get_settings
 from icecube_stream.stack import network
 from icecube_stream.stack.service import Service, StackError, run_logged
 
@@ -66,6 +66,12 @@ def server_properties(settings: Settings, node: int, data_dir: Path) -> str:
 def new_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def current_settings() -> Settings:
+    """This process's settings, with the layout the local Kafka cluster was made with, so every
+    command finds all of its nodes (`stack up --brokers 3 --netns` and then plain commands)."""
+    return cluster_settings(get_settings())
 
 
 def cluster_settings(settings: Settings) -> Settings:
