@@ -83,7 +83,7 @@ def stack_up(
         typer.Option(
             "--brokers",
             min=1,
-            max=5,
+            max=4,
             help="Kafka nodes (a KRaft cluster on this machine, node n on port 9092 + 2(n-1)); "
             "fixed when the cluster's storage is first made. Topics then get 3 replicas and "
             "need 2 in sync.",

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     kafka_brokers: int = Field(
         1,
         ge=1,
-        le=5,
+        le=4,  # node 5's controller port would be the emitter's metrics port, 9101
         description="Nodes of the local KRaft cluster, each a broker and a controller; node n "
         "listens on kafka_port + 2(n-1) and its controller one port above. `stack up --brokers 3` "
         "sets it, and the cluster remembers it.",
