@@ -19,8 +19,7 @@ class FaultProxy:
         self.failing = threading.Event()
         self.forwarded = 0
         self.failed = 0
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> FaultProxy:
@@ -43,6 +42,13 @@ class FaultProxy:
             return self.upstream.request(method, path, headers=headers, content=body)
         except httpx.TransportError as error:  # the server is down: say so as a gateway would
             return httpx.Response(502, text=f"upstream unreachable: {type(error).__name__}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A worker killed mid-request closes its end: nothing worth a traceback."""
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
