@@ -363,13 +363,22 @@ class Chaos:
         last, still = -1, time.monotonic()
         while time.monotonic() < deadline:
             count = collection.estimated_document_count()
-            if count >= wanted:
+            if count >= wanted and self._worker_idle():
                 return
             if count != last:
                 last, still = count, time.monotonic()
             elif time.monotonic() - still > 60:
                 return  # nothing new for a minute: what is missing is lost
             time.sleep(1)
+
+    def _worker_idle(self) -> bool:
+        """Everything read and nothing waiting: the poison corpus's split events, released only
+        when their assembly times out, come after the last traffic event."""
+        try:
+            pending = metric_value(self.worker.worker_metrics_url, "icecube_worker_events_pending")
+        except httpx.HTTPError:
+            return False
+        return pending == 0 and self._backlog() == 0
 
     def _collection(self) -> Any:
         return self.mongo[self.base.mongo_database][self.settings.mongo_collection]
