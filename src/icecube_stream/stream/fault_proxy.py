@@ -17,7 +17,6 @@ class FaultProxy:
     def __init__(self, upstream: str, host: str, port: int) -> None:
         self.upstream = httpx.Client(base_url=upstream, timeout=120)
         self.failing = threading.Event()
-        self.forwarded = 0
         self.failed = 0
         self.server = _Server((host, port), _handler(self))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -37,7 +36,6 @@ class FaultProxy:
         if self.failing.is_set():
             self.failed += 1
             return httpx.Response(500, text="fault injected by the chaos proxy")
-        self.forwarded += 1
         try:
             return self.upstream.request(method, path, headers=headers, content=body)
         except httpx.TransportError as error:  # the server is down: say so as a gateway would
