@@ -13,11 +13,11 @@ import torch
 from icecube_stream.config import get_settings
 from icecube_stream.serving.app import RefusePickleMiddleware, create_app
 from icecube_stream.serving.holder import ModelHolder
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.topics import PULSES, topic_codec
 
 settings = get_settings()
 holder = ModelHolder(settings)
-app = create_app(holder, settings, AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES]))
+app = create_app(holder, settings, topic_codec(PULSES, settings.topics_dir))
 
 
 @bentoml.service(

@@ -35,7 +35,7 @@ def stack() -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def events() -> Any:
     """6,000 simulated events with truth (seed 41)."""
-    from icecube_stream.events.format import concat_batches
+    from icecube_stream.events.batch import concat_batches
     from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
 
@@ -48,7 +48,7 @@ def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple
     import mlflow
     import torch
 
-    from icecube_stream.events.format import DatasetWriter
+    from icecube_stream.events.dataset import DatasetWriter
     from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.model.configs import get_config
@@ -56,7 +56,7 @@ def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple
     from icecube_stream.model.features import FeatureConfig
     from icecube_stream.model.inference import DirectionModel
     from icecube_stream.model.network import NetworkConfig
-    from icecube_stream.model.tracking import log_and_register
+    from icecube_stream.model.registry import log_and_register
     from icecube_stream.model.train import fit
 
     root = tmp_path_factory.mktemp("e2e-train")

@@ -24,9 +24,9 @@ from icecube_stream.observe.lag import LagReader
 from icecube_stream.stream.ledger import AckLedger
 from icecube_stream.stream.model_client import ModelClient
 from icecube_stream.stream.pipeline import Pipeline
-from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, topic_specs
 from icecube_stream.stream.sinks import Incoming, Sinks
 from icecube_stream.stream.topics import require_topics, sized_for
+from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_specs
 
 log = logging.getLogger(__name__)
 settings = get_settings()

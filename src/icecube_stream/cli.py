@@ -188,8 +188,9 @@ def simulate(
 
     from rich.progress import Progress
 
-    from icecube_stream.events.format import DatasetWriter, EventDataError
+    from icecube_stream.events.dataset import DatasetWriter
     from icecube_stream.events.geometry import geometry_name, load_geometry
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.events.simulator import Simulator
 
     err = Console(stderr=True)
@@ -231,8 +232,9 @@ def evaluate_command(
     """Angular error of a reconstructor on a data set with truth, overall and per event type."""
     from rich.progress import Progress
 
+    from icecube_stream.events.dataset import EventDataset
     from icecube_stream.events.evaluate import evaluate, get_reconstructor
-    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.events.layout import EventDataError
 
     err = Console(stderr=True)
     try:
@@ -291,8 +293,9 @@ def stats_command(
     """Event statistics of a data set beside the ranges real IceCube events show."""
     from rich.progress import Progress
 
-    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.events.dataset import EventDataset
     from icecube_stream.events.geometry import geometry_name
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.events.stats import compute_stats, stats_rows
 
     err = Console(stderr=True)
@@ -384,10 +387,11 @@ def produce_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.events.dataset import EventDataset
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.observe.http import serve_metrics
     from icecube_stream.stream import emitter, topics
-    from icecube_stream.stream.schemas import PULSES
+    from icecube_stream.wire.topics import PULSES
 
     settings = current_settings()
     try:
@@ -449,7 +453,7 @@ def produce_command(
 
 def _model_reconstructor(model: str) -> ModelReconstructor:
     from icecube_stream.model.reconstructor import ModelReconstructor
-    from icecube_stream.model.tracking import load_model
+    from icecube_stream.model.registry import load_model
 
     return ModelReconstructor(load_model(model, current_settings()))
 
@@ -493,11 +497,11 @@ def train_command(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from icecube_stream.events.format import EventDataError
     from icecube_stream.events.geometry import load_geometry
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.model.configs import get_config
-    from icecube_stream.model.tracking import Hooks, train_and_register
     from icecube_stream.model.train import EpochReport
+    from icecube_stream.model.training_run import Hooks, train_and_register
 
     err = Console(stderr=True)
     settings = current_settings()
@@ -586,9 +590,10 @@ def predict_command(
     """
     from rich.progress import Progress
 
-    from icecube_stream.events.format import EventDataError, EventDataset
+    from icecube_stream.events.dataset import EventDataset
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.model.predict import predict_dataset
-    from icecube_stream.model.tracking import load_model
+    from icecube_stream.model.registry import load_model
 
     err = Console(stderr=True)
     try:
@@ -626,14 +631,15 @@ def model_bench(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """In-process CPU inference speed (events/s) at batch sizes 1, 32 and 256."""
-    from icecube_stream.events.format import EventDataError, concat_batches
+    from icecube_stream.events.batch import concat_batches
     from icecube_stream.events.geometry import icecube_geometry
+    from icecube_stream.events.layout import EventDataError
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.model.bench import benchmark
     from icecube_stream.model.configs import get_config
     from icecube_stream.model.data import load_events
     from icecube_stream.model.inference import DirectionModel
-    from icecube_stream.model.tracking import load_model
+    from icecube_stream.model.registry import load_model
 
     err = Console(stderr=True)
     settings = current_settings()
@@ -763,7 +769,8 @@ def bench_command(
     """End-to-end throughput and latency on this machine, beside raw Kafka, in-process inference
     and one-HTTP-call-per-event, with CPU seconds per component. Needs `stack up` and a champion.
     """
-    from icecube_stream.events.format import EventDataset, concat_batches
+    from icecube_stream.events.batch import concat_batches
+    from icecube_stream.events.dataset import EventDataset
     from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.stream.bench import Bench
@@ -830,7 +837,7 @@ def chaos_command(
     Exits 1 when an event was lost or written twice to MongoDB, a poison message did not end as
     expected, or the backlog took over 30 s to recover.
     """
-    from icecube_stream.events.format import concat_batches
+    from icecube_stream.events.batch import concat_batches
     from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
     from icecube_stream.stream.chaos import Chaos, Plan

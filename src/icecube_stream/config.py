@@ -33,8 +33,9 @@ class Settings(BaseSettings):
         description="Checked-in service configuration (Prometheus rules, dashboards, manifests).",
     )
     topics_dir: Path = Field(
-        Path(__file__).resolve().parents[2] / "topics",
-        description="Topic definitions and Avro schemas (topics.yaml, schemas/).",
+        Path(__file__).resolve().parent / "wire" / "topics",
+        description="Topic definitions and Avro schemas (topics.yaml, schemas/); shipped with the "
+        "package.",
     )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "icecube-stream",

@@ -20,9 +20,10 @@ import numpy as np
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, EventDataset, concat_batches
+from icecube_stream.events.batch import EventBatch, concat_batches
+from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.geometry import ICECUBE_GEOMETRY_ID
-from icecube_stream.model.tracking import load_model
+from icecube_stream.model.registry import load_model
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import predictions_written, wait_for_predictions

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from icecube_stream.wire.reasons import SERVER_REFUSALS, Reason
+
 # Emitter: raw pulses into Kafka.
 EMITTER_EVENTS = Counter("icecube_emitter_events_total", "Events acknowledged by Kafka (acks=all).")
 EMITTER_FRAMES = Counter("icecube_emitter_frames_total", "Pulse frames acknowledged by Kafka.")
@@ -170,22 +172,8 @@ CHECKER_HEARTBEAT = Gauge(
 
 # Label values known in advance are exported as 0 from the start, so a rate() over them is 0
 # rather than "no data" before the first failure (Prometheus' advice on missing series).
-#: Why one event cannot be reconstructed (stream/validation.py): the worker's dead-letter reason,
-#: and the model server's when it refuses the event by name.
-EVENT_REJECTIONS = (
-    *("empty-event", "too-many-pulses", "unknown-sensor", "non-finite", "negative-charge"),
-    *("time-out-of-range", "event-too-long"),
-)
-DLQ_REASONS = (
-    *("not-avro", "unknown-schema", "corrupt-body", "inconsistent-frame", "bad-auxiliary"),
-    *EVENT_REJECTIONS,
-    "duplicate-event-id",  # one (event id, part) twice in a frame
-    *("parts-disagree", "late-part", "event-id-reused", "parts-across-partitions"),  # assembly
-    "non-finite-output",  # the model server refused the event: its output was not finite
-    "geometry-mismatch",  # the frame's detector is not the served model's
-)
 WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
-    WORKER_DLQ: DLQ_REASONS,
+    WORKER_DLQ: tuple(Reason),
     MODEL_CALL_RETRIES: ("429", "500", "503", "504", "ConnectError", "ReadTimeout"),
     WORKER_WRITE_FAILURES: ("model", "kafka", "mongo", "dlq"),
 }
@@ -194,7 +182,7 @@ MODEL_SERVER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
         *("pickle", "not-ready", "too-large", "content-type", "empty-body"),
         *("split-event", "geometry-mismatch"),
     ),
-    MODEL_SERVER_REFUSED_EVENTS: (*EVENT_REJECTIONS, "duplicate-event-id", "non-finite-output"),
+    MODEL_SERVER_REFUSED_EVENTS: SERVER_REFUSALS,
     MODEL_SERVER_RELOADS: ("loaded", "unchanged", "failed"),
 }
 

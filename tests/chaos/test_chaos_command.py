@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.stream.chaos import Chaos, Plan
 
 pytestmark = pytest.mark.chaos

@@ -22,15 +22,17 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings, settings_env
-from icecube_stream.events.format import DatasetWriter, EventBatch, concat_batches, take_events
+from icecube_stream.events.batch import EventBatch, concat_batches, take_events
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import Worker
 from icecube_stream.stream import emitter
-from icecube_stream.stream.frames import PulseFrame, decode_frame, encode_frame, frames_from_batch
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.stream.framing import frames_from_batch
 from icecube_stream.stream.watcher import FileIdentity, FileProgress
+from icecube_stream.wire.frame import PulseFrame, decode_frame, encode_frame
+from icecube_stream.wire.topics import PULSES, topic_codec
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.chaos
@@ -126,7 +128,7 @@ def test_split_events_mid_assembly_end_complete_when_a_worker_joins_and_leaves(
     geometry = icecube_geometry()
     batch = concat_batches(list(Simulator(geometry, seed=61, first_event_id=50_000)
                                 .iter_batches(80)))  # fmt: skip
-    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, pipeline.topics_dir)
     producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap, "acks": "all"})
 
     def send(frames: list[PulseFrame]) -> None:
@@ -203,7 +205,7 @@ def test_a_finished_frame_behind_an_unfinished_one_is_not_committed_past(
     parts = list(frames_from_batch(big, "held", 10, int(big.pulse_counts[0]) // 2 + 1))
     later = list(frames_from_batch(whole, "held", 4, 1 << 20))
     assert len(parts) == 2 and len(later) >= 2
-    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, pipeline.topics_dir)
     topic = pipeline.topic(PULSES)
     producer = Producer({"bootstrap.servers": pipeline.kafka_bootstrap, "acks": "all"})
     offsets: list[int] = []
@@ -286,7 +288,7 @@ def test_the_emitter_killed_mid_file_resends_only_past_its_saved_progress(
 
 def sent_events(settings: Settings) -> list[tuple[str, int, int]]:
     """(source, event id, emitted_at_ns) of every event on the pulses topic."""
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, settings.topics_dir)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "sent-check",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.subscribe([settings.topic(PULSES)])

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import take_events
+from icecube_stream.events.batch import take_events
 from icecube_stream.stack import manager
 from icecube_stream.stream.bench import COMPONENTS, Bench
 

@@ -9,11 +9,11 @@ from confluent_kafka import Consumer, Producer
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.stream import emitter
-from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_codec
 from support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ N = 5000
 
 
 def read_topic(settings: Settings, topic: str, expected: int) -> list[dict[str, object]]:
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PREDICTIONS])
+    codec = topic_codec(PREDICTIONS, settings.topics_dir)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "e2e-check",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.subscribe([settings.topic(topic)])

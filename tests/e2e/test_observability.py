@@ -27,7 +27,7 @@ import yaml
 from prometheus_client import start_http_server
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.observe import checker
 from icecube_stream.observe.dashboards import OUT_DIR as DASHBOARDS_DIR
 from icecube_stream.physics.angles import angles_to_vector

@@ -16,15 +16,18 @@ from confluent_kafka import Consumer, Producer
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings, settings_env
-from icecube_stream.events.format import GEOMETRY_FILE, DatasetWriter, EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import (
     ICECUBE_GEOMETRY_ID,
     from_positions,
     icecube_geometry_path,
     load_geometry,
 )
-from icecube_stream.stream.frames import encode_frame, frames_from_batch
-from icecube_stream.stream.schemas import DLQ, PULSES, AvroCodec, topic_specs
+from icecube_stream.events.layout import GEOMETRY_FILE
+from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.topics import DLQ, PULSES, topic_codec
 from support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -138,7 +141,7 @@ def test_frames_of_the_first_schema_are_predicted_and_counted(
     pipeline: Settings, events: EventBatch
 ) -> None:
     batch = take_events(events, FIRST + 600, FIRST + 700)
-    codec = AvroCodec.for_topic(topic_specs(pipeline.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, pipeline.topics_dir)
 
     def unknown_frames() -> float:
         return worker_metric(pipeline, "icecube_worker_unknown_geometry_frames_total")

@@ -11,12 +11,13 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from icecube_stream.config import Settings, settings_env
-from icecube_stream.events.format import DatasetWriter, concat_batches
+from icecube_stream.events.batch import concat_batches
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.observe.lag import LagReader
 from icecube_stream.stream import emitter, topics
-from icecube_stream.stream.schemas import PULSES
+from icecube_stream.wire.topics import PULSES
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration

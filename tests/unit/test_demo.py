@@ -5,7 +5,7 @@ import pytest
 
 from icecube_stream.config import Settings
 from icecube_stream.demo import summarise
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.physics.angles import angles_to_vector
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from icecube_stream.events.format import DatasetWriter
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 

@@ -1,1 +1,2 @@
-"""Event data: the Kaggle on-disk layout, detector geometry, the simulator and their statistics."""
+"""Event data: the Kaggle layout (`layout`), in-memory batches (`batch`), data sets on disk
+(`dataset`), detector geometry, the simulator and their statistics."""

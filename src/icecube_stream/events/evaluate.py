@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.physics.angles import angular_distance_angles
 from icecube_stream.physics.linefit import robust_linefit
 

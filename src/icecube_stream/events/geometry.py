@@ -5,7 +5,8 @@ The real positions ship with the package (`icecube_sensor_geometry.csv`, the Kag
 see the detector the data came from, and a generated look-alike differs from it by 14 m on
 average and up to 159 m. The identity is a hash of the positions rounded to centimetres, so it
 does not depend on how a CSV formats its numbers; models, data sets and frames carry it, and a
-mismatch is refused with `describe_mismatch`'s explanation.
+mismatch is refused with `describe_mismatch`'s explanation. The CSV reader and writer live here
+too: a geometry is what they read and write.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 from numpy.typing import NDArray
+
+from icecube_stream.events.layout import GEOMETRY_SCHEMA, EventDataError, check_schema
 
 DOMS_PER_STRING = 60
 N_STANDARD_STRINGS = 78
@@ -88,6 +92,41 @@ def from_positions(positions: NDArray[np.float64]) -> Geometry:
     return Geometry(positions=pos, string=string, dom=dom, high_qe=high_qe)
 
 
+def read_geometry_csv(path: Path) -> NDArray[np.float64]:
+    """Positions (n, 3) indexed by sensor_id; ids must be exactly 0..n-1."""
+    if not path.is_file():
+        raise EventDataError(path, "geometry file not found")
+    frame = pl.read_csv(path)
+    # CSV carries no dtypes: whole-number coordinates are read as integers and are fine.
+    frame = frame.with_columns(
+        [
+            pl.col(c).cast(pl.Float64)
+            for c in ("x", "y", "z")
+            if frame.schema.get(c, pl.Null).is_integer()
+        ]
+    )
+    check_schema(path, frame.schema, GEOMETRY_SCHEMA)
+    if frame.height == 0:
+        raise EventDataError(path, "geometry file has no sensors")
+    frame = frame.sort("sensor_id")
+    ids = frame["sensor_id"].to_numpy()
+    if not np.array_equal(ids, np.arange(frame.height)):
+        raise EventDataError(path, "sensor_id must run 0..n-1 without gaps or repeats")
+    return frame.select("x", "y", "z").to_numpy().astype(np.float64)
+
+
+def write_geometry_csv(geometry: Geometry, path: Path) -> None:
+    pos = geometry.positions
+    pl.DataFrame(
+        {
+            "sensor_id": np.arange(geometry.n_sensors, dtype=np.int64),
+            "x": pos[:, 0],
+            "y": pos[:, 1],
+            "z": pos[:, 2],
+        }
+    ).write_csv(path)
+
+
 def icecube_geometry_path() -> Path:
     return Path(str(resources.files("icecube_stream.events") / ICECUBE_GEOMETRY_FILE))
 
@@ -95,8 +134,6 @@ def icecube_geometry_path() -> Path:
 @cache
 def icecube_geometry() -> Geometry:
     """IceCube's 5,160 in-ice sensors as the Kaggle data publishes them."""
-    from icecube_stream.events.format import read_geometry_csv
-
     return from_positions(read_geometry_csv(icecube_geometry_path()))
 
 
@@ -104,8 +141,6 @@ def load_geometry(path: str | Path | None) -> Geometry:
     """A sensor_geometry.csv when a path is given, otherwise IceCube's."""
     if path is None:
         return icecube_geometry()
-    from icecube_stream.events.format import read_geometry_csv
-
     return from_positions(read_geometry_csv(Path(path)))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.events.ice import DUST_LAYER_Z_M
 
 #: (key, label, real-event reference) in display order.

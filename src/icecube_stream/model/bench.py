@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.model.inference import DirectionModel, predict_arrays
 
 BATCH_SIZES = (1, 32, 256)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.format import EventBatch, EventDataError, EventDataset, concat_batches
+from icecube_stream.events.batch import EventBatch, concat_batches
+from icecube_stream.events.dataset import EventDataset
+from icecube_stream.events.layout import EventDataError
 from icecube_stream.model.features import FeatureConfig, PulseFeatures, features_from_batch
 from icecube_stream.physics.angles import angles_to_vector
 

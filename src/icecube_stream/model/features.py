@@ -348,7 +348,7 @@ def _event_values(
 
 def features_from_batch(batch: object, config: FeatureConfig | None = None) -> PulseFeatures:
     """`build_features` for an `EventBatch` (typed loosely so serving code need not import it)."""
-    from icecube_stream.events.format import EventBatch
+    from icecube_stream.events.batch import EventBatch
 
     if not isinstance(batch, EventBatch):
         raise TypeError(f"expected an EventBatch, got {type(batch).__name__}")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from icecube_stream.events.format import EventDataset
+from icecube_stream.events.dataset import EventDataset
 from icecube_stream.model.inference import DirectionModel
 
 COLUMNS = ("event_id", "azimuth", "zenith", "x", "y", "z", "angular_uncertainty", "kappa")

@@ -1,7 +1,7 @@
 """The training loop, free of MLflow and of the CLI: data in, trained network and history out.
 
-Tracking (`tracking.py`) and the command line wrap this, so a unit test can train a tiny model
-on a few hundred events in seconds and check that the loss goes down.
+A tracked run (`training_run.py`) and the command line wrap this, so a unit test can train a
+tiny model on a few hundred events in seconds and check that the loss goes down.
 """
 
 from __future__ import annotations

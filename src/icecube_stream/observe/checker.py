@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
-from icecube_stream.stream.schemas import PREDICTIONS, AvroCodec, topic_specs
+from icecube_stream.wire.topics import PREDICTIONS, topic_codec
 
 WINDOW_EVENTS = 1000
 
@@ -74,7 +74,7 @@ def run(
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
     """Consume predictions until `stop` is set, from the oldest retained on first use."""
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PREDICTIONS])
+    codec = topic_codec(PREDICTIONS, settings.topics_dir)
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import anyio.to_thread
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,11 +23,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, ServedModel
-from icecube_stream.serving.request import BadRequestError, parse_request, refused_events
-from icecube_stream.serving.response import build_response, finite_only
-from icecube_stream.stream.frames import select_events
-from icecube_stream.stream.schemas import AvroCodec
-from icecube_stream.stream.validation import Limits
+from icecube_stream.serving.request import BadRequestError, parse_request
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import select_events
+from icecube_stream.wire.model_api import GeometryRejection, PredictionBatch
+from icecube_stream.wire.validation import Limits, check_events
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,12 @@ RETRY_AFTER_S = 2
 def _error(
     status: int,
     message: str,
-    rejection: dict[str, str] | None = None,
+    rejection: GeometryRejection | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if rejection is not None:
-        body["rejection"] = rejection
+        body["rejection"] = rejection.as_json()
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -109,22 +108,29 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
             max_body_bytes=settings.model_server_max_body_bytes,
         )
         limits = Limits(geometry.n_sensors, settings.max_event_pulses, settings.max_event_span_ns)
-        refused = refused_events(request, limits)
-        keep = np.ones(request.n_events, bool)
-        keep[[problem.index for problem in refused]] = False
-        accepted = select_events(request, keep)
-        event_id, prediction = accepted.event_id, None
+        verdict = check_events(request, limits)
+        accepted = select_events(request, verdict.passed)
         if accepted.n_events:
             served, prediction = holder.predict(accepted, served)
-            event_id, prediction, not_finite = finite_only(event_id, prediction)
-            refused += not_finite
-            for sigma in prediction.sigma.tolist():  # no bulk observe in prometheus_client
-                metrics.MODEL_SERVER_UNCERTAINTY.observe(sigma)
+            answer = PredictionBatch(
+                served.name,
+                served.version,
+                accepted.event_id,
+                prediction.azimuth,
+                prediction.zenith,
+                prediction.direction,
+                prediction.sigma,
+                refused=tuple(verdict.problems),
+            ).finite_only()
+        else:
+            answer = PredictionBatch.refusing(served.name, served.version, verdict.problems)
+        for sigma in answer.angular_uncertainty.tolist():  # no bulk observe in the client
+            metrics.MODEL_SERVER_UNCERTAINTY.observe(sigma)
         metrics.MODEL_SERVER_BATCH_EVENTS.observe(request.n_events)
-        metrics.MODEL_SERVER_EVENTS.inc(event_id.size)
-        for problem in refused:
+        metrics.MODEL_SERVER_EVENTS.inc(answer.n_events)
+        for problem in answer.refused:
             metrics.MODEL_SERVER_REFUSED_EVENTS.labels(reason=problem.reason).inc()
-        return build_response(served.name, served.version, event_id, prediction, refused)
+        return answer.as_json()
 
     async def predict(request: Request) -> Response:
         started = time.perf_counter()

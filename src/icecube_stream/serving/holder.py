@@ -19,7 +19,7 @@ import numpy as np
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.model.inference import DirectionModel, Prediction
-from icecube_stream.stream.frames import PulseFrame
+from icecube_stream.wire.frame import PulseFrame
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class ReloadOutcome:
 
 
 def _default_loader(uri: str, settings: Settings) -> DirectionModel:
-    from icecube_stream.model.tracking import load_model
+    from icecube_stream.model.registry import load_model
 
     return load_model(uri, settings)
 

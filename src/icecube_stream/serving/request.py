@@ -10,16 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from icecube_stream.events.geometry import Geometry, geometry_name
-from icecube_stream.stream.frames import PulseFrame, decode_frame
-from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
-from icecube_stream.stream.validation import Limits, Problem, event_problems, repeated_entries
+from icecube_stream.wire.codec import AvroCodec, MalformedMessageError
+from icecube_stream.wire.frame import PulseFrame, decode_frame
+from icecube_stream.wire.model_api import REJECTION_STATUS, GeometryRejection
+from icecube_stream.wire.reasons import Reason
 
 #: Content types a client may send the frame with; a missing header is accepted too.
 ACCEPTED_TYPES = frozenset({"application/octet-stream", "avro/binary", "application/avro"})
-
-
-#: Status of a typed rejection: the request is well formed, but this model must not serve it.
-REJECTION_STATUS = 409
 
 
 class BadRequestError(ValueError):
@@ -29,7 +26,7 @@ class BadRequestError(ValueError):
     """
 
     def __init__(
-        self, status: int, reason: str, message: str, rejection: dict[str, str] | None = None
+        self, status: int, reason: str, message: str, rejection: GeometryRejection | None = None
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -77,19 +74,15 @@ def parse_request(
 def check_frame(frame: PulseFrame, geometry: Geometry) -> PulseFrame:
     """Whole events of the model's detector; decode_frame has checked the array lengths. A frame
     of unknown geometry (None) is served: old producers send that. Refusals of single events
-    are `refused_events`' job: the rest of the request is still served."""
+    are `check_events`' job: the rest of the request is still served."""
     if frame.geometry_id is not None and frame.geometry_id != geometry.identity:
         raise BadRequestError(
             REJECTION_STATUS,
-            "geometry-mismatch",
+            Reason.GEOMETRY_MISMATCH,
             f"the frame's geometry {frame.geometry_id} is not the served model's "
             f"{geometry_name(geometry.identity)}: its sensors would be misplaced. Serve a model "
             "trained for the frame's detector, then replay the frames from the dead-letter topic",
-            rejection={
-                "reason": "geometry-mismatch",
-                "frame_geometry": frame.geometry_id,
-                "model_geometry": geometry.identity,
-            },
+            rejection=GeometryRejection(frame.geometry_id, geometry.identity),
         )
     split = frame.n_parts != 1
     if split.any():
@@ -101,14 +94,3 @@ def check_frame(frame: PulseFrame, geometry: Geometry) -> PulseFrame:
             "the model server takes whole events only (n_parts = 1)",
         )
     return frame
-
-
-def refused_events(frame: PulseFrame, limits: Limits) -> list[Problem]:
-    """The events of a checked frame that the model must not serve, each with its reason: the
-    checks the worker runs too, plus a repeated event id (the answer is keyed by it)."""
-    problems = {p.index: p for p in repeated_entries(frame.event_id, frame.part)}
-    for problem in event_problems(
-        frame.event_id, frame.sensor_id, frame.time, frame.charge, frame.offsets, limits
-    ):
-        problems.setdefault(problem.index, problem)
-    return [problems[k] for k in sorted(problems)]

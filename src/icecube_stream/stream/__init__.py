@@ -1,1 +1,1 @@
-"""The streaming pipeline: wire format, event assembly, Kafka topics, emitter, worker, sinks."""
+"""The streaming pipeline: event assembly, Kafka topics, emitter, worker, sinks."""

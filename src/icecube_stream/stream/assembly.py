@@ -23,8 +23,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.format import EventBatch
-from icecube_stream.stream.frames import PulseFrame
+from icecube_stream.events.batch import EventBatch
+from icecube_stream.wire.frame import PulseFrame
+from icecube_stream.wire.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,12 @@ class Assembler:
             if released.digests.get(part) == digest:
                 return 1
             if not released.complete and part not in released.digests:
-                reason, detail = "late-part", "arrived after the event was released incomplete"
+                reason, detail = Reason.LATE_PART, "arrived after the event was released incomplete"
             else:
-                reason, detail = "event-id-reused", "was seen before with other pulses or parts"
+                reason, detail = (
+                    Reason.EVENT_ID_REUSED,
+                    "was seen before with other pulses or parts",
+                )
             added.refused.append(Refused(piece, reason, f"event {event_id} part {part} {detail}"))
             return 0
         pending = self._pending.get(event_id)
@@ -160,14 +164,14 @@ class Assembler:
             detail = f"event {event_id}: parts say {pending.n_parts} and {n_parts} parts"
             del self._pending[event_id]
             added.refused.extend(
-                Refused(p, "parts-disagree", detail) for p in [*pending.parts.values(), piece]
+                Refused(p, Reason.PARTS_DISAGREE, detail) for p in [*pending.parts.values(), piece]
             )
             return 0
         elif part in pending.parts:
             if pending.digests[part] == digest:
                 return 1
             detail = f"event {event_id} part {part} came twice with other pulses"
-            added.refused.append(Refused(piece, "event-id-reused", detail))
+            added.refused.append(Refused(piece, Reason.EVENT_ID_REUSED, detail))
             return 0
         pending.parts[part], pending.digests[part] = piece, digest
         if len(pending.parts) == pending.n_parts:

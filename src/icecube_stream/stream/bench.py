@@ -28,14 +28,14 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.worker import wait_for_predictions
 from icecube_stream.stream import emitter, topics
 from icecube_stream.stream.assembly import whole_events
-from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.model_client import request_frame
-from icecube_stream.stream.schemas import PREDICTIONS, PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.topics import PREDICTIONS, PULSES, topic_codec
 
 COMPONENTS = ["model-server", "worker"]
 OCTETS = {"content-type": "application/octet-stream"}
@@ -238,7 +238,7 @@ class Bench:
 
     def _naive_reference(self, batch: EventBatch, limit: int = 1000) -> float:
         """One blocking HTTP request per event, no batching: the design frames replace."""
-        codec = AvroCodec.for_topic(topic_specs(self.settings.topics_dir)[PULSES])
+        codec = topic_codec(PULSES, self.settings.topics_dir)
         events = whole_events(take_events(batch, 0, min(limit, batch.n_events)))
         with httpx.Client(base_url=self.settings.model_server_url, timeout=30) as client:
             started = time.perf_counter()
@@ -249,7 +249,7 @@ class Bench:
             return len(events) / (time.perf_counter() - started)
 
     def _inference_reference(self, batch: EventBatch) -> float:
-        from icecube_stream.model.tracking import load_model
+        from icecube_stream.model.registry import load_model
 
         model = load_model("champion", self.settings)
         model.predict(batch.sensor_id[:1000], batch.time[:1000], batch.charge[:1000],

@@ -45,7 +45,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.observe.http import metric_value
 from icecube_stream.observe.lag import LagReader
 from icecube_stream.stack import kafka, manager, network, process
@@ -55,7 +55,7 @@ from icecube_stream.stream.bench import delete_topics, free_port, private_pipeli
 from icecube_stream.stream.emitter import EmitReport, emit
 from icecube_stream.stream.fault_proxy import FaultProxy
 from icecube_stream.stream.poison import INCOMPLETE, PREDICTED, Poison, corpus
-from icecube_stream.stream.schemas import DLQ, PREDICTIONS, PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_codec, topic_specs
 
 Say = Callable[[str], None]
 ID_STRIDE = 10**9  # each pass over the pool shifts its ids by this much
@@ -321,7 +321,7 @@ class Chaos:
     def _corpus(self) -> list[Poison]:
         spec = self._spec(PULSES)
         size_limit = int(spec.config["max.message.bytes"])
-        codec = AvroCodec.for_topic(spec)
+        codec = topic_codec(PULSES, self.settings.topics_dir)
         return corpus(self.pool, codec, 7 * 10**17, size_limit, self.settings.assembly_timeout_s)
 
     def _poison(self, poisons: list[Poison]) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.schemas import DLQ
+from icecube_stream.wire.topics import DLQ
 
 FLUSH_TIMEOUT_S = 60.0
 

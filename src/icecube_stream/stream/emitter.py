@@ -14,9 +14,11 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch, EventDataset
-from icecube_stream.stream.frames import PulseFrame, encode_frame, frames_from_batch
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.events.batch import EventBatch
+from icecube_stream.events.dataset import EventDataset
+from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.wire.frame import PulseFrame, encode_frame
+from icecube_stream.wire.topics import PULSES, topic_codec, topic_specs
 
 FLUSH_TIMEOUT_S = 60.0
 
@@ -54,9 +56,8 @@ def completed_events(frame: PulseFrame) -> int:
 
 class FrameProducer:
     def __init__(self, settings: Settings, report: EmitReport) -> None:
-        spec = topic_specs(settings.topics_dir)[PULSES]
         self.topic = settings.topic(PULSES)
-        self.codec = AvroCodec.for_topic(spec)
+        self.codec = topic_codec(PULSES, settings.topics_dir)
         self.report = report
         self.producer = Producer(
             {
@@ -66,7 +67,11 @@ class FrameProducer:
                 "linger.ms": 5,
                 "request.timeout.ms": 10_000,  # see sinks.py: a broker cut off moves on at 10 s
                 "compression.type": "lz4",
-                "message.max.bytes": int(spec.config.get("max.message.bytes", 1_000_000)),
+                "message.max.bytes": int(
+                    topic_specs(settings.topics_dir)[PULSES].config.get(
+                        "max.message.bytes", 1_000_000
+                    )
+                ),
             }
         )
 

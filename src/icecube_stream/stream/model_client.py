@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import numpy as np
@@ -20,12 +18,9 @@ from numpy.typing import NDArray
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Event
-from icecube_stream.stream.frames import PulseFrame, encode_frame
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
-from icecube_stream.stream.validation import Problem
-
-#: The status of a typed refusal of a whole request (serving/request.py says the same).
-REJECTION_STATUS = 409
+from icecube_stream.wire.frame import PulseFrame, encode_frame
+from icecube_stream.wire.model_api import REJECTION_STATUS, GeometryRejection, PredictionBatch
+from icecube_stream.wire.topics import PULSES, topic_codec
 
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
@@ -38,42 +33,9 @@ class ModelServerUnavailableError(RuntimeError):
 class GeometryRejectedError(ValueError):
     """The server's typed refusal of a whole request: its model knows another detector."""
 
-    def __init__(self, message: str, frame_geometry: str, model_geometry: str) -> None:
+    def __init__(self, message: str, rejection: GeometryRejection) -> None:
         super().__init__(message)
-        self.frame_geometry = frame_geometry
-        self.model_geometry = model_geometry
-
-
-def geometry_rejection(response: httpx.Response) -> GeometryRejectedError | None:
-    """The typed refusal a 409 carries, or None when the body is not one."""
-    try:
-        body = response.json()
-    except ValueError:  # not JSON: a proxy's page, say
-        return None
-    rejection = body.get("rejection") if isinstance(body, dict) else None
-    if not isinstance(rejection, dict) or rejection.get("reason") != "geometry-mismatch":
-        return None
-    return GeometryRejectedError(
-        f"{response.status_code}: {body.get('error', '')}"[:500],
-        str(rejection.get("frame_geometry")),
-        str(rejection.get("model_geometry")),
-    )
-
-
-class AnswerMismatchError(RuntimeError):
-    """The answer does not account for exactly the events asked about: a server bug, retried."""
-
-
-@dataclass(frozen=True)
-class ModelAnswer:
-    model_name: str
-    model_version: str
-    event_id: NDArray[np.int64]
-    azimuth: NDArray[np.float64]
-    zenith: NDArray[np.float64]
-    direction: NDArray[np.float64]  # (n, 3)
-    angular_uncertainty: NDArray[np.float64]
-    refused: tuple[Problem, ...] = ()  # events the server refused by name, with the reason
+        self.rejection = rejection
 
 
 def request_frame(events: list[Event]) -> PulseFrame:
@@ -94,35 +56,10 @@ def request_frame(events: list[Event]) -> PulseFrame:
     )
 
 
-def parse_answer(body: dict[str, Any], expected_ids: NDArray[np.int64]) -> ModelAnswer:
-    """The served events in request order, and the refused ones; together exactly the request."""
-    refused = tuple(
-        Problem(-1, int(r["event_id"]), str(r["reason"]), str(r.get("detail", "")))
-        for r in body.get("rejected", [])
-    )
-    answer = ModelAnswer(
-        model_name=str(body["model_name"]),
-        model_version=str(body["model_version"]),
-        event_id=np.asarray(body["event_id"], np.int64),
-        azimuth=np.asarray(body["azimuth"], np.float64),
-        zenith=np.asarray(body["zenith"], np.float64),
-        direction=np.stack([np.asarray(body[c], np.float64) for c in "xyz"], axis=1).reshape(-1, 3),
-        angular_uncertainty=np.asarray(body["angular_uncertainty"], np.float64),
-        refused=refused,
-    )
-    answered = np.sort(np.concatenate([answer.event_id, [r.event_id for r in refused]]))
-    if (
-        not np.array_equal(answered, np.sort(expected_ids))
-        or not np.isfinite(answer.direction).all()
-    ):
-        raise AnswerMismatchError("the model server's answer does not match the events sent")
-    return answer
-
-
 class ModelClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+        self.codec = topic_codec(PULSES, settings.topics_dir)
         self.http = httpx.AsyncClient(
             base_url=settings.model_server_url, timeout=settings.model_timeout_s
         )
@@ -130,7 +67,7 @@ class ModelClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def predict(self, events: list[Event]) -> ModelAnswer:
+    async def predict(self, events: list[Event]) -> PredictionBatch:
         """Directions for whole events (each id once); backs off on any failure that is not a
         typed refusal, and raises ModelServerUnavailableError after the retry budget."""
         frame = request_frame(events)
@@ -141,7 +78,7 @@ class ModelClient:
             started = time.perf_counter()
             problem = await self._post(body, frame.event_id)
             metrics.MODEL_CALL_SECONDS.observe(time.perf_counter() - started)
-            if isinstance(problem, ModelAnswer):
+            if isinstance(problem, PredictionBatch):
                 return problem
             metrics.MODEL_CALL_RETRIES.labels(reason=problem).inc()
             if time.monotonic() + backoff > deadline:
@@ -152,7 +89,7 @@ class ModelClient:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _post(self, body: bytes, event_ids: NDArray[np.int64]) -> ModelAnswer | str:
+    async def _post(self, body: bytes, event_ids: NDArray[np.int64]) -> PredictionBatch | str:
         """The answer when it is usable, else a short reason to retry."""
         try:
             response = await self.http.post(
@@ -161,12 +98,26 @@ class ModelClient:
         except httpx.TransportError as error:
             return type(error).__name__
         if response.status_code == REJECTION_STATUS:
-            refusal = geometry_rejection(response)
+            refusal = _geometry_rejection(response)
             if refusal is not None:
                 raise refusal
         if response.status_code != 200:
             return str(response.status_code)
         try:
-            return parse_answer(response.json(), event_ids)
-        except (ValueError, KeyError, TypeError, AnswerMismatchError) as error:
+            return PredictionBatch.from_json(response.json(), event_ids)
+        except (ValueError, KeyError, TypeError) as error:  # AnswerMismatchError included
             return type(error).__name__
+
+
+def _geometry_rejection(response: httpx.Response) -> GeometryRejectedError | None:
+    """The typed refusal a 409 carries, or None when the body is not one (a proxy's page)."""
+    try:
+        body = response.json()
+    except ValueError:  # not JSON
+        return None
+    rejection = GeometryRejection.from_json(body)
+    if rejection is None:
+        return None
+    return GeometryRejectedError(
+        f"{response.status_code}: {body.get('error', '')}"[:500], rejection
+    )

@@ -19,14 +19,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Assembler, Event, Refused
-from icecube_stream.stream.frames import PulseFrame, decode_frame
-from icecube_stream.stream.model_client import (
-    GeometryRejectedError,
-    ModelAnswer,
-    ModelClient,
-    request_frame,
-)
-from icecube_stream.stream.schemas import PULSES, AvroCodec, MalformedMessageError, topic_specs
+from icecube_stream.stream.model_client import GeometryRejectedError, ModelClient, request_frame
 from icecube_stream.stream.sinks import (
     FatalKafkaError,
     Incoming,
@@ -34,7 +27,12 @@ from icecube_stream.stream.sinks import (
     Sinks,
     prediction_records,
 )
-from icecube_stream.stream.validation import Limits, event_problems, repeated_entries
+from icecube_stream.wire.codec import MalformedMessageError
+from icecube_stream.wire.frame import PulseFrame, decode_frame
+from icecube_stream.wire.model_api import PredictionBatch
+from icecube_stream.wire.reasons import Reason
+from icecube_stream.wire.topics import PULSES, topic_codec
+from icecube_stream.wire.validation import Limits, event_problems, repeated_entries
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ class Pipeline:
         self.settings = settings
         self.model = model
         self.sinks = sinks
-        self.codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+        self.codec = topic_codec(PULSES, settings.topics_dir)
         self.limits = Limits(
             settings.n_sensors, settings.max_event_pulses, settings.max_event_span_ns
         )
@@ -112,7 +110,7 @@ class Pipeline:
                 detail = f"parts of events {sorted(shared)[:5]} came on partitions {partition} "
                 detail += f"and {other}; one event's parts must share a key"
                 for side in (assembler, self.assemblers[partition]):
-                    refused += side.refuse_pending(shared, "parts-across-partitions", detail)
+                    refused += side.refuse_pending(shared, Reason.PARTS_ACROSS_PARTITIONS, detail)
         return refused
 
     def _unknown_geometry(self, source: str) -> None:
@@ -190,7 +188,7 @@ class Pipeline:
 
     async def _predict(
         self, events: list[Event]
-    ) -> tuple[list[tuple[list[Event], ModelAnswer]], list[Hashable]]:
+    ) -> tuple[list[tuple[list[Event], PredictionBatch]], list[Hashable]]:
         """Model answers for the events, and the finished tokens of events it refused by name;
         calls run concurrently up to model_concurrency, so the server can use both cores."""
         try:
@@ -198,11 +196,11 @@ class Pipeline:
                 answer = await self._retry_forever("model", self.model.predict, events)
         except GeometryRejectedError as error:
             headers = (
-                ("dlq.frame_geometry", error.frame_geometry),
-                ("dlq.model_geometry", error.model_geometry),
+                ("dlq.frame_geometry", error.rejection.frame_geometry),
+                ("dlq.model_geometry", error.rejection.model_geometry),
             )
             return [], await self._reject(
-                [(e, Rejection("geometry-mismatch", str(error), e.event_id, headers))
+                [(e, Rejection(Reason.GEOMETRY_MISMATCH, str(error), e.event_id, headers))
                  for e in events]
             )  # fmt: skip
         by_id = {event.event_id: event for event in events}
@@ -214,7 +212,7 @@ class Pipeline:
         return ([(served, answer)] if served else []), finished
 
     async def _write(
-        self, answered: list[tuple[list[Event], ModelAnswer]], assembled_at_ns: int
+        self, answered: list[tuple[list[Event], PredictionBatch]], assembled_at_ns: int
     ) -> list[Hashable]:
         predicted_at = time.time_ns()
         records = [

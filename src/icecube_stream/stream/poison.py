@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from icecube_stream.events.format import EventBatch, take_events
-from icecube_stream.stream.frames import PulseFrame, encode_frame, frames_from_batch
-from icecube_stream.stream.schemas import AvroCodec
+from icecube_stream.events.batch import EventBatch, take_events
+from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import PulseFrame, encode_frame
 
 PREDICTED = "predicted"  # odd but servable: its events must be predicted
 INCOMPLETE = "predicted incomplete"  # a split event whose other parts never come

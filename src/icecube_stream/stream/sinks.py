@@ -21,8 +21,8 @@ from pymongo.errors import BulkWriteError
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Event
-from icecube_stream.stream.model_client import ModelAnswer
-from icecube_stream.stream.schemas import DLQ, PREDICTIONS, AvroCodec, topic_specs
+from icecube_stream.wire.model_api import PredictionBatch
+from icecube_stream.wire.topics import DLQ, PREDICTIONS, topic_codec, topic_specs
 
 DUPLICATE_KEY = 11000
 #: Bytes of each free-text DLQ header (details, event ids): bounded so that a message refused for
@@ -70,7 +70,7 @@ class Incoming:
 
 
 def prediction_records(
-    events: Sequence[Event], answer: ModelAnswer, assembled_at_ns: int, predicted_at_ns: int
+    events: Sequence[Event], answer: PredictionBatch, assembled_at_ns: int, predicted_at_ns: int
 ) -> list[dict[str, Any]]:
     """Prediction records in the `icecube.predictions` schema, one per event."""
     return [
@@ -136,7 +136,7 @@ class Sinks:
         specs = topic_specs(settings.topics_dir)
         self.predictions_topic = settings.topic(PREDICTIONS)
         self.dlq_topic = settings.topic(DLQ)
-        self.codec = AvroCodec.for_topic(specs[PREDICTIONS])
+        self.codec = topic_codec(PREDICTIONS, settings.topics_dir)
         self.dlq_max_bytes = int(specs[DLQ].config.get("max.message.bytes", 1_048_576))
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,

@@ -9,12 +9,13 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.schemas import PREDICTIONS, AvroCodec, MalformedMessageError, topic_specs
+from icecube_stream.wire.codec import AvroCodec, MalformedMessageError
+from icecube_stream.wire.topics import PREDICTIONS, topic_codec
 
 
 def tail(settings: Settings, last: int, follow: bool) -> Iterator[dict[str, Any]]:
     """The newest `last` predictions (oldest first), then, with follow, every new one."""
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PREDICTIONS])
+    codec = topic_codec(PREDICTIONS, settings.topics_dir)
     topic = settings.topic(PREDICTIONS)
     consumer = Consumer(
         {

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.schemas import TopicSpec, topic_specs
+from icecube_stream.wire.topics import TopicSpec, topic_specs
 
 TIMEOUT_S = 30
 

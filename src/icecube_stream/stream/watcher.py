@@ -26,9 +26,10 @@ from pymongo import MongoClient
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventDataError, EventDataset
+from icecube_stream.events.dataset import EventDataset
+from icecube_stream.events.layout import EventDataError
 from icecube_stream.stream.emitter import EmitReport, FrameProducer, completed_events, pace_until
-from icecube_stream.stream.frames import frames_from_batch
+from icecube_stream.stream.framing import frames_from_batch
 
 PROGRESS_COLLECTION = "emitter_files"
 SAVE_EVERY_S = 1.0

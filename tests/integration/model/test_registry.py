@@ -17,7 +17,7 @@ from icecube_stream.model.data import LabelledSet, labelled, load_events
 from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
-from icecube_stream.model.tracking import Registration, load_model, log_and_register
+from icecube_stream.model.registry import Registration, load_model, log_and_register
 from icecube_stream.model.train import fit
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,8 @@ import torch
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.events.format import DatasetWriter, take_events
+from icecube_stream.events.batch import take_events
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.model.configs import get_config
@@ -31,19 +32,20 @@ from icecube_stream.model.data import LabelledSet, labelled, load_events
 from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
-from icecube_stream.model.tracking import log_and_register
+from icecube_stream.model.registry import log_and_register
 from icecube_stream.model.train import fit
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.model_server import ModelServer
 from icecube_stream.stream.assembly import Event, whole_events
-from icecube_stream.stream.frames import encode_frame
 from icecube_stream.stream.model_client import (
     ModelAnswer,
     ModelClient,
     ModelServerUnavailableError,
     request_frame,
 )
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.topics import PULSES, topic_codec
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -128,7 +130,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     service.prepare()
     record = process.spawn(service.argv(), service.log_path, service.env())
     record.save(service.pid_path)
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, settings.topics_dir)
     try:
         yield Server(settings, settings.model_server_url, data, events, codec)
     finally:

@@ -9,8 +9,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.schemas import DLQ
 from icecube_stream.stream.sinks import HEADER_LIMIT, FatalKafkaError, Incoming, Rejection, Sinks
+from icecube_stream.wire.topics import DLQ
 
 pytestmark = pytest.mark.integration
 

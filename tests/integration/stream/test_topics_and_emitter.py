@@ -13,12 +13,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import concat_batches
+from icecube_stream.events.batch import concat_batches
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import emitter, topics
-from icecube_stream.stream.frames import decode_frame
-from icecube_stream.stream.schemas import DLQ, PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.frame import decode_frame
+from icecube_stream.wire.topics import DLQ, PULSES, topic_codec
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_every_event_arrives_once_with_its_pulses(isolated: Settings) -> None:
     assert report.ok
     assert report.events == batch.n_events
 
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, settings.topics_dir)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "check",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.subscribe([settings.topic(PULSES)])

@@ -11,12 +11,12 @@ import pytest
 from confluent_kafka import Consumer
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import DatasetWriter, EventDataset
+from icecube_stream.events.dataset import DatasetWriter, EventDataset
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
-from icecube_stream.stream.frames import decode_frame
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
 from icecube_stream.stream.watcher import FileIdentity, FileProgress, watch
+from icecube_stream.wire.frame import decode_frame
+from icecube_stream.wire.topics import PULSES, topic_codec
 from support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def watch_until_archived(settings: Settings, root: Path, n_files: int) -> list[s
 
 def sent_event_ids(settings: Settings) -> Counter[int]:
     """Every event id on the pulses topic, with how often it was sent."""
-    codec = AvroCodec.for_topic(topic_specs(settings.topics_dir)[PULSES])
+    codec = topic_codec(PULSES, settings.topics_dir)
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "check",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.subscribe([settings.topic(PULSES)])

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from icecube_stream.events.format import DatasetWriter, EventBatch, concat_batches
+from icecube_stream.events.batch import EventBatch, concat_batches
+from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import Geometry, icecube_geometry
 from icecube_stream.events.simulator import Simulator
 

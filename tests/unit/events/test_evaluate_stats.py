@@ -6,8 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from icecube_stream.cli import app
+from icecube_stream.events.batch import EventBatch, take_events
+from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.evaluate import evaluate, get_reconstructor
-from icecube_stream.events.format import EventBatch, EventDataset, take_events
 from icecube_stream.events.stats import DEPTH_REFERENCE, REFERENCE, compute_stats, stats_rows
 
 pytestmark = pytest.mark.unit

@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icecube_stream.events.format import EventDataError, read_geometry_csv, write_geometry_csv
 from icecube_stream.events.geometry import (
     ICECUBE_GEOMETRY_ID,
     ICECUBE_GEOMETRY_SHA256,
@@ -14,8 +13,11 @@ from icecube_stream.events.geometry import (
     icecube_geometry,
     icecube_geometry_path,
     load_geometry,
+    read_geometry_csv,
     require_same_geometry,
+    write_geometry_csv,
 )
+from icecube_stream.events.layout import EventDataError
 
 pytestmark = pytest.mark.unit
 

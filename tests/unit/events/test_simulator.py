@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icecube_stream.events.format import EventBatch, concat_batches
+from icecube_stream.events.batch import EventBatch, concat_batches
 from icecube_stream.events.geometry import Geometry
 from icecube_stream.events.ice import DUST_LAYER_Z_M
 from icecube_stream.events.simulator import (
@@ -46,7 +46,7 @@ def test_same_seed_same_events_different_seed_different(geometry: Geometry) -> N
 
 
 def test_first_events_do_not_depend_on_how_many_are_requested(geometry: Geometry) -> None:
-    from icecube_stream.events.format import take_events
+    from icecube_stream.events.batch import take_events
 
     many = _simulate(geometry, 700, seed=5)
     few = _simulate(geometry, 250, seed=5)

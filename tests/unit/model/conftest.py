@@ -1,6 +1,6 @@
 import pytest
 
-from icecube_stream.events.format import EventBatch, concat_batches
+from icecube_stream.events.batch import EventBatch, concat_batches
 from icecube_stream.events.geometry import Geometry, icecube_geometry
 from icecube_stream.events.simulator import Simulator
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.model.batching import bucketed_batches, padding_fraction, random_batches
 from icecube_stream.model.features import FeatureConfig, features_from_batch
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.events.geometry import Geometry
 from icecube_stream.model.features import (
     EVENT_FEATURES,

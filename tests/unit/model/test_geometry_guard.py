@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import DatasetWriter, EventBatch, EventDataset
+from icecube_stream.events.batch import EventBatch
+from icecube_stream.events.dataset import DatasetWriter, EventDataset
 from icecube_stream.events.geometry import (
     ICECUBE_GEOMETRY_ID,
     GeometryMismatchError,
@@ -19,7 +20,7 @@ from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
 from icecube_stream.model.predict import COLUMNS, predict_dataset
-from icecube_stream.model.tracking import train_and_register
+from icecube_stream.model.training_run import train_and_register
 
 pytestmark = pytest.mark.unit
 

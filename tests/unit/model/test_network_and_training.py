@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.model.configs import get_config
 from icecube_stream.model.data import labelled, select
 from icecube_stream.model.features import FeatureConfig, features_from_batch

@@ -9,13 +9,14 @@ from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
-from icecube_stream.stream.frames import PulseFrame
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import PulseFrame
+from icecube_stream.wire.topics import PULSES, topic_codec
 
 
 @pytest.fixture(scope="session")
 def codec() -> AvroCodec:
-    return AvroCodec.for_topic(topic_specs(Settings().topics_dir)[PULSES])
+    return topic_codec(PULSES, Settings().topics_dir)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from icecube_stream.model.inference import DirectionModel
 from icecube_stream.serving.app import RefusePickleMiddleware, create_app
 from icecube_stream.serving.holder import ModelHolder, ModelNotReadyError, Target
 from icecube_stream.serving.request import parse_request
-from icecube_stream.stream.frames import encode_frame
+from icecube_stream.wire.frame import encode_frame
 
 pytestmark = pytest.mark.unit
 

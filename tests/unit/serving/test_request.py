@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from icecube_stream.events.geometry import from_positions, icecube_geometry
-from icecube_stream.serving.request import BadRequestError, parse_request, refused_events
-from icecube_stream.stream.frames import encode_frame
-from icecube_stream.stream.schemas import AvroCodec
-from icecube_stream.stream.validation import Limits
+from icecube_stream.serving.request import BadRequestError, parse_request
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.validation import Limits, check_events
 
 pytestmark = pytest.mark.unit
 
@@ -114,7 +114,7 @@ def test_a_bad_event_is_refused_by_name_and_only_it(codec, make_frame, change, r
     frame = make_frame((4, 3, 2))
     change(frame)
     request = parse_request(encode_frame(frame, codec), OCTETS, codec, ICECUBE, LIMIT)
-    refused = refused_events(request, Limits(ICECUBE.n_sensors, 1000))
+    refused = check_events(request, Limits(ICECUBE.n_sensors, 1000)).problems
     (problem,) = [p for p in refused if p.index == 1]
     assert problem.reason == reason and says in problem.detail
     assert f"event {frame.event_id[1]}" in problem.detail
@@ -124,7 +124,7 @@ def test_a_bad_event_is_refused_by_name_and_only_it(codec, make_frame, change, r
 def test_an_event_without_pulses_is_refused_by_name(codec, make_frame) -> None:
     request = parse_request(encode_frame(make_frame((4, 0, 3)), codec), OCTETS, codec, ICECUBE,
                             LIMIT)  # fmt: skip
-    (problem,) = refused_events(request, Limits(ICECUBE.n_sensors, 1000))
+    (problem,) = check_events(request, Limits(ICECUBE.n_sensors, 1000)).problems
     assert (problem.index, problem.reason) == (1, "empty-event")
 
 
@@ -139,7 +139,8 @@ def test_a_frame_of_another_geometry_gets_a_typed_rejection(codec, make_frame) -
     frame = make_frame(geometry_id=shifted.identity)
     error = _refusal(encode_frame(frame, codec), codec)
     assert (error.status, error.reason) == (409, "geometry-mismatch")
-    assert error.rejection == {
+    assert error.rejection is not None
+    assert error.rejection.as_json() == {
         "reason": "geometry-mismatch",
         "frame_geometry": shifted.identity,
         "model_geometry": ICECUBE.identity,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from icecube_stream.stream.assembly import Assembler
-from icecube_stream.stream.frames import frames_from_batch
+from icecube_stream.stream.framing import frames_from_batch
 
 pytestmark = pytest.mark.unit
 

@@ -1,10 +1,11 @@
 import pytest
 
-from icecube_stream.events.format import DatasetWriter, EventDataset, concat_batches
+from icecube_stream.events.batch import concat_batches
+from icecube_stream.events.dataset import DatasetWriter, EventDataset
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import emitter
-from icecube_stream.stream.frames import frames_from_batch
+from icecube_stream.stream.framing import frames_from_batch
 
 pytestmark = pytest.mark.unit
 

@@ -11,10 +11,10 @@ from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import whole_events
 from icecube_stream.stream.model_client import (
     GeometryRejectedError,
-    ModelAnswer,
     ModelClient,
     ModelServerUnavailableError,
 )
+from icecube_stream.wire.model_api import GeometryRejection, PredictionBatch
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +62,7 @@ def test_an_answer_that_names_no_event_is_retried_not_dropped(
 ) -> None:
     model, seen = client([failure, failure, httpx.Response(200, json=answer([1000, 1001, 1002]))])
     result = asyncio.run(model.predict(events))
-    assert isinstance(result, ModelAnswer) and result.event_id.tolist() == [1000, 1001, 1002]
+    assert isinstance(result, PredictionBatch) and result.event_id.tolist() == [1000, 1001, 1002]
     assert len(seen) == 3
 
 
@@ -80,7 +80,7 @@ def test_a_typed_geometry_refusal_is_raised_at_once(events: list) -> None:  # ty
     model, seen = client([httpx.Response(409, json={"error": "no", "rejection": rejection})])
     with pytest.raises(GeometryRejectedError) as caught:
         asyncio.run(model.predict(events))
-    assert (caught.value.frame_geometry, caught.value.model_geometry) == ("f" * 16, "m" * 16)
+    assert caught.value.rejection == GeometryRejection("f" * 16, "m" * 16)
     assert len(seen) == 1
 
 

@@ -12,12 +12,14 @@ from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.events.geometry import from_positions, icecube_geometry
 from icecube_stream.stream.assembly import Event
-from icecube_stream.stream.frames import encode_frame, frames_from_batch
-from icecube_stream.stream.model_client import GeometryRejectedError, ModelAnswer
+from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.stream.model_client import GeometryRejectedError
 from icecube_stream.stream.pipeline import Pipeline
-from icecube_stream.stream.schemas import AvroCodec
 from icecube_stream.stream.sinks import FatalKafkaError, Incoming, Rejection
-from icecube_stream.stream.validation import Problem
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.model_api import GeometryRejection, PredictionBatch
+from icecube_stream.wire.validation import Problem
 
 pytestmark = pytest.mark.unit
 
@@ -27,19 +29,21 @@ class RecordingModel:
         self.refuse = refuse
         self.calls: list[list[int]] = []
 
-    async def predict(self, events: list[Event]) -> ModelAnswer:
+    async def predict(self, events: list[Event]) -> PredictionBatch:
         ids = [e.event_id for e in events]
         self.calls.append(ids)
         geometries = {e.geometry_id for e in events}
         assert len(geometries) == 1, "a request mixes detectors"
         (geometry,) = geometries
         if geometry not in (None, icecube_geometry().identity):
-            raise GeometryRejectedError("409: geometry-mismatch", geometry, "the-model's")
+            raise GeometryRejectedError(
+                "409: geometry-mismatch", GeometryRejection(geometry, "the-model's")
+            )
         refused = tuple(Problem(-1, e, "non-finite-output", f"event {e}") for e in ids
                         if e in self.refuse)  # fmt: skip
         served = [e for e in ids if e not in self.refuse]
         n = len(served)
-        return ModelAnswer("m", "1", np.array(served), np.zeros(n), np.zeros(n),
+        return PredictionBatch("m", "1", np.array(served), np.zeros(n), np.zeros(n),
                            np.tile([0.0, 0.0, 1.0], (n, 1)), np.full(n, 0.1), refused)  # fmt: skip
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from icecube_stream.stream.schemas import PULSES, topic_specs
 from icecube_stream.stream.topics import plan, sized_for
+from icecube_stream.wire.topics import PULSES, topic_specs
 
 pytestmark = pytest.mark.unit
 

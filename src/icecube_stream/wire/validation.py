@@ -1,8 +1,9 @@
-"""Checks an event must pass before it reaches the model, for a whole batch of events at once.
+"""Checks an event must pass before it reaches the model, for a whole frame of events at once.
 
-The worker and the model server run the same checks: the worker dead-letters an event that
-fails with its reason code, the server refuses it by name in its answer (docs/model-api.md) and
-serves the rest. A handful of numpy passes per batch, however many events it holds.
+The worker and the model server run the same checks (`check_events`): the worker dead-letters an
+event that fails with its reason code, the server refuses it by name in its answer
+(docs/model-api.md) and serves the rest. A handful of numpy passes per frame, however many
+events it holds.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from icecube_stream.wire.frame import PulseFrame
+from icecube_stream.wire.reasons import EVENT_CHECKS, Reason
 
 #: Pulse times beyond this many ns (about 11.6 days) either way are garbage, int64 extremes
 #: included; below it, float64 holds every nanosecond exactly.
@@ -30,8 +34,36 @@ class Problem:
 
     index: int
     event_id: int
-    reason: str
+    reason: str  # a Reason (a newer model server may name one this code does not know)
     detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The checks' outcome for every event of a frame: a mask, and why each refused one fails."""
+
+    refused: NDArray[np.bool_]
+    problems: list[Problem]  # one per refused event, in frame order
+
+    @property
+    def passed(self) -> NDArray[np.bool_]:
+        return ~self.refused
+
+
+def check_events(frame: PulseFrame, limits: Limits, *, repeats_allowed: bool = False) -> Verdict:
+    """Every check, for every event of a frame of whole events. A repeated event id is refused
+    unless `repeats_allowed` (the worker's batch, which may hold a replayed event twice)."""
+    found = event_problems(
+        frame.event_id, frame.sensor_id, frame.time, frame.charge, frame.offsets, limits
+    )
+    if not repeats_allowed:
+        by_index = {p.index: p for p in repeated_entries(frame.event_id, frame.part)}
+        for problem in found:
+            by_index.setdefault(problem.index, problem)
+        found = [by_index[k] for k in sorted(by_index)]
+    refused = np.zeros(frame.n_events, np.bool_)
+    refused[[p.index for p in found]] = True
+    return Verdict(refused, found)
 
 
 def event_problems(
@@ -46,20 +78,20 @@ def event_problems(
     counts = np.diff(offsets)
     in_range = (time >= -TIME_LIMIT_NS) & (time <= TIME_LIMIT_NS)
     flagged_pulses = {
-        "unknown-sensor": (sensor_id < 0) | (sensor_id >= limits.n_sensors),
-        "non-finite": ~np.isfinite(charge),
-        "negative-charge": charge < 0,
-        "time-out-of-range": ~in_range,
+        Reason.UNKNOWN_SENSOR: (sensor_id < 0) | (sensor_id >= limits.n_sensors),
+        Reason.NON_FINITE: ~np.isfinite(charge),
+        Reason.NEGATIVE_CHARGE: charge < 0,
+        Reason.TIME_OUT_OF_RANGE: ~in_range,
     }
-    checks: list[tuple[str, NDArray[np.bool_]]] = [
-        ("empty-event", counts == 0),
-        ("too-many-pulses", counts > limits.max_pulses),
-        *((reason, _any_per_event(flags, offsets)) for reason, flags in flagged_pulses.items()),
-        ("event-too-long", _span(np.where(in_range, time, 0), offsets) > limits.max_span_ns),
-    ]
-    reasons: dict[int, str] = {}
-    for reason, failed in checks:
-        for index in np.flatnonzero(failed).tolist():
+    failed_by = {
+        Reason.EMPTY_EVENT: counts == 0,
+        Reason.TOO_MANY_PULSES: counts > limits.max_pulses,
+        **{reason: _any_per_event(flags, offsets) for reason, flags in flagged_pulses.items()},
+        Reason.EVENT_TOO_LONG: _span(np.where(in_range, time, 0), offsets) > limits.max_span_ns,
+    }
+    reasons: dict[int, Reason] = {}
+    for reason in EVENT_CHECKS:
+        for index in np.flatnonzero(failed_by[reason]).tolist():
             reasons.setdefault(index, reason)
     return [
         Problem(
@@ -82,7 +114,7 @@ def repeated_entries(event_id: NDArray[np.int64], part: NDArray[np.int32]) -> li
         Problem(
             k,
             int(event_id[k]),
-            "duplicate-event-id",
+            Reason.DUPLICATE_EVENT_ID,
             f"event {int(event_id[k])} (part {int(part[k])}) appears more than once in one frame",
         )
         for k in np.flatnonzero(counts[inverse.ravel()] > 1).tolist()
@@ -106,7 +138,7 @@ def _span(time: NDArray[np.int64], offsets: NDArray[np.int64]) -> NDArray[np.int
 
 
 def _detail(
-    reason: str,
+    reason: Reason,
     k: int,
     event_id: NDArray[np.int64],
     sensor_id: NDArray[np.integer],
@@ -118,15 +150,15 @@ def _detail(
     lo, hi = int(offsets[k]), int(offsets[k + 1])
     sensors, times = sensor_id[lo:hi], np.clip(time[lo:hi], -TIME_LIMIT_NS, TIME_LIMIT_NS)
     what = {
-        "empty-event": "has no pulses",
-        "too-many-pulses": f"has {hi - lo} pulses, over the limit of {limits.max_pulses}",
-        "unknown-sensor": "has sensor ids "
+        Reason.EMPTY_EVENT: "has no pulses",
+        Reason.TOO_MANY_PULSES: f"has {hi - lo} pulses, over the limit of {limits.max_pulses}",
+        Reason.UNKNOWN_SENSOR: "has sensor ids "
         f"{np.unique(sensors[(sensors < 0) | (sensors >= limits.n_sensors)])[:5].tolist()} "
         f"outside 0..{limits.n_sensors - 1}",
-        "non-finite": "has a NaN or infinite charge",
-        "negative-charge": "has a negative charge",
-        "time-out-of-range": f"has pulse times beyond +-{TIME_LIMIT_NS} ns",
-        "event-too-long": f"spans {int(times.max() - times.min()) if hi > lo else 0} ns from "
+        Reason.NON_FINITE: "has a NaN or infinite charge",
+        Reason.NEGATIVE_CHARGE: "has a negative charge",
+        Reason.TIME_OUT_OF_RANGE: f"has pulse times beyond +-{TIME_LIMIT_NS} ns",
+        Reason.EVENT_TOO_LONG: f"spans {int(times.max() - times.min()) if hi > lo else 0} ns from "
         f"first to last pulse, over the limit of {limits.max_span_ns} ns",
     }[reason]
     return f"event {int(event_id[k])} {what}"

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.events.format import EventBatch
+from icecube_stream.events.batch import EventBatch
 from icecube_stream.events.geometry import icecube_geometry
-from icecube_stream.stream.schemas import PULSES, AvroCodec, topic_specs
+from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.topics import PULSES, topic_codec
 
 
 def _make_batch(pulse_counts: list[int], seed: int = 0) -> EventBatch:
@@ -27,7 +28,7 @@ def _make_batch(pulse_counts: list[int], seed: int = 0) -> EventBatch:
 
 @pytest.fixture(scope="session")
 def frame_codec() -> AvroCodec:
-    return AvroCodec.for_topic(topic_specs(Settings().topics_dir)[PULSES])
+    return topic_codec(PULSES, Settings().topics_dir)
 
 
 BatchFactory = Callable[[list[int]], EventBatch]

@@ -1,4 +1,4 @@
-"""Pulse frames: many events per Kafka message, columnar, so per-message overhead is amortised.
+"""The pulse frame: many events per Kafka message, columnar, so per-message overhead is amortised.
 
 A Faust agent spends on the order of 100 µs of Python per message; one message per event would
 use a core before any model work. A frame carries up to `max_events` whole events; an event with
@@ -9,16 +9,14 @@ refuse it; frames of the first schema version have none (None: "unknown").
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.format import EventBatch
-from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
+from icecube_stream.wire.codec import AvroCodec, MalformedMessageError
+from icecube_stream.wire.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -68,73 +66,6 @@ def select_events(frame: PulseFrame, keep: NDArray[np.bool_]) -> PulseFrame:
     )
 
 
-def frames_from_batch(
-    batch: EventBatch, source: str, max_events: int, max_pulses: int
-) -> Iterator[PulseFrame]:
-    """Consecutive whole events, at most max_events and max_pulses per frame; large events split."""
-    counts = batch.pulse_counts
-    start = 0
-    while start < batch.n_events:
-        if counts[start] > max_pulses:
-            yield from _split_event(batch, start, source, max_pulses)
-            start += 1
-            continue
-        stop = start
-        pulses = 0
-        while (
-            stop < batch.n_events
-            and stop - start < max_events
-            and counts[stop] <= max_pulses
-            and pulses + counts[stop] <= max_pulses
-        ):
-            pulses += int(counts[stop])
-            stop += 1
-        yield _frame(batch, source, slice(start, stop))
-        start = stop
-
-
-def _split_event(
-    batch: EventBatch, index: int, source: str, max_pulses: int
-) -> Iterator[PulseFrame]:
-    first, last = int(batch.offsets[index]), int(batch.offsets[index + 1])
-    bounds = [*range(first, last, max_pulses), last]
-    n_parts = len(bounds) - 1
-    for part, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        yield _frame(
-            batch, source, slice(index, index + 1), pulses=slice(lo, hi), part=part, n_parts=n_parts
-        )
-
-
-def _frame(
-    batch: EventBatch,
-    source: str,
-    events: slice,
-    *,
-    pulses: slice | None = None,
-    part: int = 0,
-    n_parts: int = 1,
-) -> PulseFrame:
-    """Events `events` of the batch; `pulses` narrows a single event to one part."""
-    if pulses is None:
-        pulses = slice(int(batch.offsets[events.start]), int(batch.offsets[events.stop]))
-    n = events.stop - events.start
-    return PulseFrame(
-        source=source,
-        emitted_at_ns=0,
-        event_id=batch.event_id[events].astype(np.int64),
-        part=np.full(n, part, np.int32),
-        n_parts=np.full(n, n_parts, np.int32),
-        pulse_count=np.array([pulses.stop - pulses.start], np.int32)
-        if n_parts > 1
-        else batch.pulse_counts[events].astype(np.int32),
-        sensor_id=batch.sensor_id[pulses].astype(np.int16),
-        time=batch.time[pulses].astype(np.int64),
-        charge=batch.charge[pulses].astype(np.float32),
-        auxiliary=batch.auxiliary[pulses].astype(np.bool_),
-        geometry_id=batch.geometry.identity,
-    )
-
-
 def encode_frame(frame: PulseFrame, codec: AvroCodec) -> bytes:
     return codec.encode(
         {
@@ -177,7 +108,7 @@ def _flags(raw: NDArray[np.uint8]) -> NDArray[np.bool_]:
     """`auxiliary` as booleans; a byte other than 0 or 1 breaks the wire format."""
     if raw.size and raw.max() > 1:
         raise MalformedMessageError(
-            "bad-auxiliary", f"auxiliary holds {int(raw.max())}: only 0 and 1 are flags"
+            Reason.BAD_AUXILIARY, f"auxiliary holds {int(raw.max())}: only 0 and 1 are flags"
         )
     return raw.astype(np.bool_)
 
@@ -186,7 +117,7 @@ def _unpack(record: dict[str, Any], field: str, dtype: str) -> NDArray[Any]:
     raw = record[field]
     if len(raw) % np.dtype(dtype).itemsize:
         raise MalformedMessageError(
-            "inconsistent-frame", f"{field}: {len(raw)} bytes is not whole {dtype}"
+            Reason.INCONSISTENT_FRAME, f"{field}: {len(raw)} bytes is not whole {dtype}"
         )
     return np.frombuffer(raw, dtype=dtype)
 
@@ -194,15 +125,16 @@ def _unpack(record: dict[str, Any], field: str, dtype: str) -> NDArray[Any]:
 def _check_consistent(frame: PulseFrame) -> None:
     n = frame.event_id.size
     if n == 0:
-        raise MalformedMessageError("inconsistent-frame", "frame holds no events")
+        raise MalformedMessageError(Reason.INCONSISTENT_FRAME, "frame holds no events")
     if not frame.part.size == frame.n_parts.size == frame.pulse_count.size == n:
-        raise MalformedMessageError("inconsistent-frame", "per-event arrays differ in length")
+        raise MalformedMessageError(Reason.INCONSISTENT_FRAME, "per-event arrays differ in length")
     pulses = frame.sensor_id.size
     if not frame.time.size == frame.charge.size == frame.auxiliary.size == pulses:
-        raise MalformedMessageError("inconsistent-frame", "per-pulse arrays differ in length")
+        raise MalformedMessageError(Reason.INCONSISTENT_FRAME, "per-pulse arrays differ in length")
     if (frame.pulse_count < 0).any() or int(frame.pulse_count.sum()) != pulses:
         raise MalformedMessageError(
-            "inconsistent-frame", f"pulse counts add up to {frame.pulse_count.sum()}, not {pulses}"
+            Reason.INCONSISTENT_FRAME,
+            f"pulse counts add up to {frame.pulse_count.sum()}, not {pulses}",
         )
     if (frame.n_parts < 1).any() or (frame.part < 0).any() or (frame.part >= frame.n_parts).any():
-        raise MalformedMessageError("inconsistent-frame", "part index outside 0..n_parts-1")
+        raise MalformedMessageError(Reason.INCONSISTENT_FRAME, "part index outside 0..n_parts-1")

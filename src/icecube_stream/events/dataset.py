@@ -1,205 +1,39 @@
-"""The Kaggle "IceCube - Neutrinos in Deep Ice" on-disk layout, read and written with polars.
-
-    ROOT/sensor_geometry.csv          sensor_id,x,y,z
-    ROOT/{split}_meta.parquet         batch_id, event_id, first_pulse_index, last_pulse_index,
-                                      azimuth, zenith (+ truth extras for simulated data)
-    ROOT/{split}/batch_N.parquet      event_id, sensor_id, time, charge, auxiliary
+"""A Kaggle-layout data set on disk (see `layout.py`), read and written with polars.
 
 Real data is ~84 GB, so reading is lazy and chunked: per batch file, only the meta rows of that
 batch are collected, and pulses are read as row slices of a few thousand events at a time
-(slice pushdown into the parquet scan). Every problem found in the files is raised as an
-`EventDataError` naming the file, because "KeyError: 'charge'" three frames deep in a pipeline
-tells an operator nothing.
+(slice pushdown into the parquet scan). Every problem found is an `EventDataError`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 import polars as pl
-from numpy.typing import NDArray
 
-from icecube_stream.events.geometry import Geometry, from_positions, icecube_geometry
+from icecube_stream.events.batch import EventBatch, concat_batches, take_events
+from icecube_stream.events.geometry import (
+    Geometry,
+    from_positions,
+    icecube_geometry,
+    read_geometry_csv,
+    write_geometry_csv,
+)
+from icecube_stream.events.layout import (
+    GEOMETRY_FILE,
+    META_SCHEMA,
+    PULSE_SCHEMA,
+    TRUTH_COLUMNS,
+    EventDataError,
+    check_schema,
+)
 
-GEOMETRY_FILE = "sensor_geometry.csv"
-GEOMETRY_SCHEMA: dict[str, pl.DataType] = {
-    "sensor_id": pl.Int64(),
-    "x": pl.Float64(),
-    "y": pl.Float64(),
-    "z": pl.Float64(),
-}
-PULSE_SCHEMA: dict[str, pl.DataType] = {
-    "event_id": pl.Int64(),
-    "sensor_id": pl.Int16(),
-    "time": pl.Int64(),
-    "charge": pl.Float64(),
-    "auxiliary": pl.Boolean(),
-}
-META_SCHEMA: dict[str, pl.DataType] = {
-    "batch_id": pl.Int64(),
-    "event_id": pl.Int64(),
-    "first_pulse_index": pl.Int64(),
-    "last_pulse_index": pl.Int64(),
-    "azimuth": pl.Float64(),
-    "zenith": pl.Float64(),
-}
-TRUTH_COLUMNS = ("azimuth", "zenith")
 _BATCH_NAME = re.compile(r"^batch_(\d+)\.parquet$")
-
-
-class EventDataError(ValueError):
-    """A data file is missing, malformed or inconsistent; the message names file and problem."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = Path(path)
-        self.problem = problem
-
-
-def _kind_ok(actual: pl.DataType, expected: pl.DataType) -> bool:
-    """Accept the same kind of dtype (any integer width for ints, any float for floats)."""
-    if expected.is_integer():
-        return actual.is_integer()
-    if expected.is_float():
-        return actual.is_float()
-    return actual == expected
-
-
-def _check_schema(
-    path: Path, schema: Mapping[str, pl.DataType], expected: Mapping[str, pl.DataType]
-) -> None:
-    missing = [name for name in expected if name not in schema]
-    if missing:
-        raise EventDataError(path, f"missing column(s) {missing}; found {list(schema)}")
-    wrong = [
-        f"'{name}' is {schema[name]}, expected {dtype}"
-        for name, dtype in expected.items()
-        if not _kind_ok(schema[name], dtype)
-    ]
-    if wrong:
-        raise EventDataError(path, "wrong dtype: " + "; ".join(wrong))
-
-
-# ---------------------------------------------------------------------------------- geometry
-
-
-def read_geometry_csv(path: Path) -> NDArray[np.float64]:
-    """Positions (n, 3) indexed by sensor_id; ids must be exactly 0..n-1."""
-    if not path.is_file():
-        raise EventDataError(path, "geometry file not found")
-    frame = pl.read_csv(path)
-    # CSV carries no dtypes: whole-number coordinates are read as integers and are fine.
-    frame = frame.with_columns(
-        [
-            pl.col(c).cast(pl.Float64)
-            for c in ("x", "y", "z")
-            if frame.schema.get(c, pl.Null).is_integer()
-        ]
-    )
-    _check_schema(path, frame.schema, GEOMETRY_SCHEMA)
-    if frame.height == 0:
-        raise EventDataError(path, "geometry file has no sensors")
-    frame = frame.sort("sensor_id")
-    ids = frame["sensor_id"].to_numpy()
-    if not np.array_equal(ids, np.arange(frame.height)):
-        raise EventDataError(path, "sensor_id must run 0..n-1 without gaps or repeats")
-    return frame.select("x", "y", "z").to_numpy().astype(np.float64)
-
-
-def write_geometry_csv(geometry: Geometry, path: Path) -> None:
-    pos = geometry.positions
-    pl.DataFrame(
-        {
-            "sensor_id": np.arange(geometry.n_sensors, dtype=np.int64),
-            "x": pos[:, 0],
-            "y": pos[:, 1],
-            "z": pos[:, 2],
-        }
-    ).write_csv(path)
-
-
-# ---------------------------------------------------------------------------------- batches
-
-
-@dataclass(frozen=True)
-class EventBatch:
-    """Many events back to back as flat numpy arrays: the unit every reconstructor consumes.
-
-    Pulses of event k are rows offsets[k]:offsets[k+1]. Truth (azimuth, zenith) is None for
-    unlabelled data; `extra` carries simulator truth such as event_type and energy.
-    """
-
-    geometry: Geometry
-    event_id: NDArray[np.int64]
-    offsets: NDArray[np.int64]
-    sensor_id: NDArray[np.int16]
-    time: NDArray[np.int64]
-    charge: NDArray[np.float64]
-    auxiliary: NDArray[np.bool_]
-    azimuth: NDArray[np.float64] | None = None
-    zenith: NDArray[np.float64] | None = None
-    extra: dict[str, NDArray[Any]] = field(default_factory=dict)
-
-    @property
-    def n_events(self) -> int:
-        return int(self.event_id.size)
-
-    @property
-    def n_pulses(self) -> int:
-        return int(self.time.size)
-
-    @property
-    def positions(self) -> NDArray[np.float64]:
-        return self.geometry.positions[self.sensor_id]
-
-    @property
-    def pulse_counts(self) -> NDArray[np.int64]:
-        return np.diff(self.offsets)
-
-    def pulses_frame(self) -> pl.DataFrame:
-        """Pulses in the Kaggle column layout and dtypes (event_id as a column)."""
-        return pl.DataFrame(
-            {
-                "event_id": np.repeat(self.event_id, self.pulse_counts),
-                "sensor_id": self.sensor_id,
-                "time": self.time,
-                "charge": self.charge,
-                "auxiliary": self.auxiliary,
-            },
-            schema=PULSE_SCHEMA,
-        )
-
-
-def concat_batches(batches: list[EventBatch]) -> EventBatch:
-    """Join batches that share a geometry (keeps truth and extras only when all have them)."""
-    if not batches:
-        raise ValueError("nothing to concatenate")
-    counts = np.concatenate([b.pulse_counts for b in batches])
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    has_truth = all(b.azimuth is not None and b.zenith is not None for b in batches)
-    extra_keys = set.intersection(*(set(b.extra) for b in batches))
-    return EventBatch(
-        geometry=batches[0].geometry,
-        event_id=np.concatenate([b.event_id for b in batches]),
-        offsets=offsets,
-        sensor_id=np.concatenate([b.sensor_id for b in batches]),
-        time=np.concatenate([b.time for b in batches]),
-        charge=np.concatenate([b.charge for b in batches]),
-        auxiliary=np.concatenate([b.auxiliary for b in batches]),
-        azimuth=np.concatenate([b.azimuth for b in batches if b.azimuth is not None])
-        if has_truth
-        else None,
-        zenith=np.concatenate([b.zenith for b in batches if b.zenith is not None])
-        if has_truth
-        else None,
-        extra={k: np.concatenate([b.extra[k] for b in batches]) for k in sorted(extra_keys)},
-    )
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -290,23 +124,6 @@ class DatasetWriter:
         self._batch_id += 1
 
 
-def take_events(batch: EventBatch, start: int, stop: int) -> EventBatch:
-    """Events start..stop-1 of a batch, offsets rebased to 0."""
-    lo, hi = int(batch.offsets[start]), int(batch.offsets[stop])
-    return EventBatch(
-        geometry=batch.geometry,
-        event_id=batch.event_id[start:stop],
-        offsets=batch.offsets[start : stop + 1] - lo,
-        sensor_id=batch.sensor_id[lo:hi],
-        time=batch.time[lo:hi],
-        charge=batch.charge[lo:hi],
-        auxiliary=batch.auxiliary[lo:hi],
-        azimuth=None if batch.azimuth is None else batch.azimuth[start:stop],
-        zenith=None if batch.zenith is None else batch.zenith[start:stop],
-        extra={k: v[start:stop] for k, v in batch.extra.items()},
-    )
-
-
 # ---------------------------------------------------------------------------------- reading
 
 
@@ -337,7 +154,7 @@ def scan_pulses(path: Path) -> pl.LazyFrame:
         if index is not None and index in schema:
             scan = scan.rename({index: "event_id"})
             schema["event_id"] = schema.pop(index)
-    _check_schema(path, schema, PULSE_SCHEMA)
+    check_schema(path, schema, PULSE_SCHEMA)
     return scan.select([pl.col(name).cast(dtype) for name, dtype in PULSE_SCHEMA.items()])
 
 
@@ -413,7 +230,7 @@ class EventDataset:
         expected = dict(META_SCHEMA)
         if not any(c in schema for c in TRUTH_COLUMNS):
             del expected["azimuth"], expected["zenith"]
-        _check_schema(self.meta_path, schema, expected)
+        check_schema(self.meta_path, schema, expected)
         return scan.with_columns([pl.col(n).cast(t) for n, t in expected.items()])
 
     def count_events(self) -> int | None:

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from icecube_stream.stream.frames import PulseFrame, decode_frame, encode_frame, frames_from_batch
-from icecube_stream.stream.schemas import AvroCodec, MalformedMessageError
+from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.wire.codec import AvroCodec, MalformedMessageError
+from icecube_stream.wire.frame import PulseFrame, decode_frame, encode_frame
 
 pytestmark = pytest.mark.unit
 

@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from icecube_stream.stream.validation import (
-    TIME_LIMIT_NS,
-    Limits,
-    event_problems,
-    repeated_entries,
-)
+from icecube_stream.wire.validation import TIME_LIMIT_NS, Limits, event_problems, repeated_entries
 
 pytestmark = pytest.mark.unit
 

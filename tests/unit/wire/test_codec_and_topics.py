@@ -1,15 +1,18 @@
 import struct
+from pathlib import Path
 
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.schemas import (
+from icecube_stream.wire.codec import MalformedMessageError
+from icecube_stream.wire.reasons import Reason
+from icecube_stream.wire.topics import (
     DLQ,
     PREDICTIONS,
     PULSES,
-    AvroCodec,
-    MalformedMessageError,
+    TOPICS_DIR,
     load_topics,
+    topic_codec,
 )
 
 pytestmark = pytest.mark.unit
@@ -18,6 +21,23 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module")
 def specs():  # type: ignore[no-untyped-def]
     return load_topics(Settings().topics_dir)
+
+
+def test_the_declarations_ship_with_the_package_and_the_checkout_links_to_them() -> None:
+    assert Settings().topics_dir == TOPICS_DIR
+    checkout = Path(__file__).resolve().parents[3] / "topics"
+    assert checkout.resolve() == TOPICS_DIR.resolve()
+
+
+def test_one_codec_per_topic() -> None:
+    assert topic_codec(PULSES) is topic_codec(PULSES)
+    with pytest.raises(ValueError, match="no Avro value schema"):
+        topic_codec(DLQ)
+
+
+def test_every_reason_code_is_a_distinct_lowercase_label() -> None:
+    assert len({str(r) for r in Reason}) == len(Reason)
+    assert all(str(r) == r.value and r.value == r.value.lower() for r in Reason)
 
 
 def test_every_topic_the_code_names_is_declared(specs) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +56,7 @@ def prediction() -> dict[str, object]:
 
 
 def test_prediction_round_trip_with_confluent_style_header(specs) -> None:  # type: ignore[no-untyped-def]
-    codec = AvroCodec.for_topic(specs[PREDICTIONS])
+    codec = topic_codec(PREDICTIONS)
     data = codec.encode(prediction())
     assert data[0] == 0
     assert struct.unpack(">I", data[1:5])[0] == specs[PREDICTIONS].value_schema_id
@@ -54,7 +74,7 @@ def test_prediction_round_trip_with_confluent_style_header(specs) -> None:  # ty
     ],
 )
 def test_undecodable_bodies_raise_with_a_reason(specs, mangle, reason) -> None:  # type: ignore[no-untyped-def]
-    codec = AvroCodec.for_topic(specs[PREDICTIONS])
+    codec = topic_codec(PREDICTIONS)
     with pytest.raises(MalformedMessageError) as raised:
         codec.decode(mangle(codec.encode(prediction())))
     assert raised.value.reason == reason

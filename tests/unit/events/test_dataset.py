@@ -4,17 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from icecube_stream.events.format import (
-    META_SCHEMA,
-    PULSE_SCHEMA,
-    EventBatch,
-    EventDataError,
-    EventDataset,
-    concat_batches,
-    take_events,
-    write_geometry_csv,
-)
-from icecube_stream.events.geometry import Geometry
+from icecube_stream.events.batch import EventBatch, concat_batches, take_events
+from icecube_stream.events.dataset import EventDataset
+from icecube_stream.events.geometry import Geometry, write_geometry_csv
+from icecube_stream.events.layout import META_SCHEMA, PULSE_SCHEMA, EventDataError
 
 pytestmark = pytest.mark.unit
 
