@@ -2,7 +2,8 @@
 
 The logic lives in `icecube_stream.serving` (typed, unit-tested); this file only wires it into
 BentoML: traffic limits from the ICECUBE_* settings, the raw-body app mounted at `/`, readiness
-from the model holder, and a guard that refuses pickle bodies on every route.
+from the model holder, a /metrics page without the other components' series, and a guard that
+refuses pickle bodies on every route.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from icecube_stream.config import get_settings
 from icecube_stream.serving.app import RefusePickleMiddleware, create_app
 from icecube_stream.serving.holder import ModelHolder
+from icecube_stream.serving.metrics_page import own_series
 from icecube_stream.wire.topics import PULSES, topic_codec
 
 settings = get_settings()
@@ -38,6 +40,10 @@ class DirectionService:
 
     def __is_ready__(self) -> bool:
         return holder.ready
+
+    def __metrics__(self, page: str) -> str:
+        """BentoML hands its /metrics page here before it answers (run in a thread)."""
+        return own_series(page)
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def stop(self) -> None:

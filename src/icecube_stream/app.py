@@ -1,39 +1,33 @@
 """The Faust worker: `faust -A icecube_stream.app worker -l info` (or `icecube-stream worker`).
 
 Faust supplies the consumer group, partition assignment, offset commits and the web server;
-the work itself is `stream.pipeline.Pipeline`. Messages are taken without automatic acks and
-acknowledged only when the pipeline says every event in them is written or dead-lettered, and
-only in offset order per partition (`stream.ledger`), so a worker killed at any moment replays,
-and never loses, what it had not finished. One reader takes messages from the stream, in order,
-and runs up to `worker_concurrency` steps at once.
+the work itself is `stream.pipeline.Pipeline`, run by the `stream.worker.Worker` service. Messages
+are taken without automatic acks and acknowledged only when the pipeline says every event in them
+is written or dead-lettered, and only in offset order per partition (`stream.ledger`), so a worker
+killed at any moment replays, and never loses, what it had not finished. One reader takes
+messages from the stream, in order, and runs up to `worker_concurrency` steps at once. This module
+only wires the app, its agent, timers and pages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from typing import Any, NoReturn
+from typing import Any
 
 import faust
 from prometheus_client import generate_latest
 
 from icecube_stream import metrics
 from icecube_stream.config import get_settings
-from icecube_stream.observe.lag import LagReader
-from icecube_stream.stream.ledger import AckLedger
-from icecube_stream.stream.model_client import ModelClient
-from icecube_stream.stream.pipeline import Pipeline
-from icecube_stream.stream.sinks import Incoming, Sinks
+from icecube_stream.stream.messages import Incoming
 from icecube_stream.stream.topics import require_topics, sized_for
+from icecube_stream.stream.worker import Worker, crash
 from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_specs
 
 log = logging.getLogger(__name__)
 settings = get_settings()
-EXIT_CRASH = 70  # EX_SOFTWARE
-SINK_START_RETRY_S = 2.0
 metrics.init_known_labels(metrics.WORKER_KNOWN_LABELS)
-LAG_EVERY_S = 5.0
 
 app = faust.App(
     settings.worker_app_id,
@@ -67,48 +61,14 @@ pulses = app.topic(
 )
 
 
-class _Worker:
-    """The one pipeline of this process, shared by the agent and the timer."""
-
-    pipeline: Pipeline | None = None
-    ledger = AckLedger()
-    ack: Any = None
-    lag: LagReader | None = None
-    lag_checked = 0.0
-    lag_task: asyncio.Future[None] | None = None
-
-    async def run(self, incoming: list[Incoming]) -> None:
-        """One step. Steps overlap (one waits on the model while another writes); the
-        pipeline's bookkeeping changes only between awaits, so it stays whole."""
-        assert self.pipeline is not None
-        try:
-            released = self.ledger.finish(await self.pipeline.step(incoming))
-            metrics.WORKER_MESSAGES_HELD.set(self.ledger.held)
-            for token in released:
-                await self.ack(token)
-        except Exception as error:
-            crash(error)
-
-
-def crash(error: BaseException) -> NoReturn:
-    """Crash-only: an error the pipeline does not expect ends the process at once, non-zero,
-    for the supervisor to restart it. Its messages were not acknowledged, so the next worker
-    reads them again from the committed offsets; carrying on would leave them pending forever."""
-    log.critical("worker stopping on an unexpected error (exit %d)", EXIT_CRASH, exc_info=error)
-    logging.shutdown()
-    os._exit(EXIT_CRASH)
-
-
-worker = _Worker()
+worker = Worker(settings)
+app.service(worker)  # type: ignore[arg-type]  # an instance: started with the app, not a class
 
 
 @app.agent(pulses)  # one reader, so the ledger sees each partition's messages in offset order
 async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
     require_topics(settings, PREDICTIONS, DLQ)
-    sinks = Sinks(settings)
-    await start_sinks(sinks)
-    pipeline = worker.pipeline = Pipeline(settings, ModelClient(settings), sinks)
-    worker.ack = stream.ack
+    await worker.ready.wait()
     slots = asyncio.Semaphore(settings.worker_concurrency)
     steps: set[asyncio.Task[None]] = set()
 
@@ -124,9 +84,9 @@ async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noa
             current = app.consumer_generation_id
             incoming = [_incoming(e) for e in events if e.message.generation_id == current]
             for message in incoming:
-                worker.ledger.taken(message.token, message.partition, message.offset)
+                worker.taken(message)
             await slots.acquire()
-            step = asyncio.ensure_future(worker.run(incoming))
+            step = asyncio.ensure_future(worker.run(incoming, stream.ack))
             steps.add(step)
             step.add_done_callback(done)
     except Exception as error:
@@ -134,21 +94,6 @@ async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noa
     finally:
         for step in list(steps):
             step.cancel()
-        worker.pipeline = None
-        await pipeline.model.close()
-        await sinks.stop()
-
-
-async def start_sinks(sinks: Sinks) -> None:
-    """Kafka or MongoDB down when the worker starts is an outage like any other: wait for it
-    before taking a single message, rather than take messages no sink can finish."""
-    while True:
-        try:
-            await sinks.start()
-            return
-        except Exception as error:
-            log.warning("sinks not ready, retrying in %.0f s: %s", SINK_START_RETRY_S, error)
-            await asyncio.sleep(SINK_START_RETRY_S)
 
 
 def _incoming(event: Any) -> Incoming:
@@ -166,8 +111,12 @@ def _incoming(event: Any) -> Incoming:
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
 async def tick() -> None:
     """Release split events whose parts never came, even when input is idle."""
-    if worker.pipeline is not None:
-        await worker.run([])
+    if worker.ready.is_set():
+        await worker.run([], _no_ack)
+
+
+async def _no_ack(token: Any) -> None:
+    raise AssertionError("an empty step finished a message")  # pragma: no cover
 
 
 @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
@@ -176,26 +125,13 @@ async def heartbeat() -> None:
     retries a dependency that is down for as long as the outage lasts, and that outage has
     alerts of its own (ModelServerNotReady, latency, lag)."""
     metrics.WORKER_HEARTBEAT.set_to_current_time()
-    loop = asyncio.get_running_loop()
-    # Not awaited: a slow or unreachable broker must delay the lag figures, not the heartbeat.
-    if (worker.lag_task is None or worker.lag_task.done()) and (
-        loop.time() - worker.lag_checked >= LAG_EVERY_S
-    ):
-        worker.lag_checked = loop.time()
-        worker.lag_task = asyncio.ensure_future(_update_lag())
-
-
-async def _update_lag() -> None:
-    """Lag of the partitions this worker holds, read off the event loop."""
-    loop = asyncio.get_running_loop()
     topic = settings.topic(PULSES)
     try:
         held = [tp.partition for tp in app.consumer.assignment() if tp.topic == topic]
-        if worker.lag is None:
-            worker.lag = LagReader(settings)
-        await loop.run_in_executor(None, worker.lag.update, topic, held)
     except Exception as error:  # lag is diagnostics: never let it stop the heartbeat
         log.warning("consumer lag not updated: %s", error)
+        return
+    worker.refresh_lag(held)
 
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -203,20 +139,20 @@ async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     """After any rebalance Faust reads every partition it assigns again from the committed
     offset, so every unfinished message is delivered anew: forget them all, kept or not, and
     commit what is finished first so that as little as possible is read twice."""
-    if worker.pipeline is not None:
+    if worker.ready.is_set():
         try:
             await app.consumer.commit()
         except Exception as error:  # a commit that fails here only means more is read again
             log.warning("commit before the rebalance failed: %s", error)
-        held = worker.pipeline.partitions | worker.ledger.partitions
-        worker.pipeline.revoke(held)
-        worker.ledger.revoke(held)
+        worker.forget()
 
 
 @app.page("/metrics")
 async def metrics_page(web: Any, request: Any) -> Any:
     # Prometheus' text format; aiohttp wants the charset outside the content type.
-    return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+    return web.bytes(
+        generate_latest(metrics.WORKER_REGISTRY), content_type="text/plain; version=0.0.4"
+    )
 
 
 def main() -> None:

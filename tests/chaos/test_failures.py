@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -26,6 +25,7 @@ from icecube_stream.events.batch import EventBatch, concat_batches, take_events
 from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
+from icecube_stream.observe.http import metric_value
 from icecube_stream.stack import manager
 from icecube_stream.stack.worker import Worker
 from icecube_stream.stream import emitter
@@ -178,10 +178,7 @@ def test_split_events_mid_assembly_end_complete_when_a_worker_joins_and_leaves(
 
 
 def predictions_made(settings: Settings) -> float:
-    text = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=5).text
-    name = "icecube_worker_predictions_total "
-    line = next(row for row in text.splitlines() if row.startswith(name))
-    return float(line.split()[1])
+    return worker_gauge(settings, "icecube_worker_predictions_total")
 
 
 def assigned_members(settings: Settings) -> int:
@@ -317,8 +314,7 @@ def answers(port: int) -> bool:
 
 
 def worker_gauge(settings: Settings, name: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{settings.worker_web_port}/metrics", timeout=5).text
-    return next(float(row.split()[1]) for row in text.splitlines() if row.startswith(name + " "))
+    return metric_value(f"http://127.0.0.1:{settings.worker_web_port}/metrics", name)
 
 
 def committed_offset(settings: Settings, topic: str, partition: int) -> int:

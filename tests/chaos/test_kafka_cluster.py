@@ -16,7 +16,7 @@ import pytest
 from icecube_stream.config import Settings
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.stack import manager, network
-from icecube_stream.stream.chaos import Chaos, Plan
+from icecube_stream.tools.chaos import Chaos, Plan
 
 pytestmark = pytest.mark.chaos
 

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from icecube_stream.config import Settings
 from icecube_stream.events.batch import take_events
 from icecube_stream.stack import manager
-from icecube_stream.stream.bench import COMPONENTS, Bench
+from icecube_stream.tools.bench import COMPONENTS, Bench
 
 pytestmark = pytest.mark.e2e
 

@@ -26,14 +26,15 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
+from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.observe import checker
-from icecube_stream.observe.dashboards import OUT_DIR as DASHBOARDS_DIR
 from icecube_stream.physics.angles import angles_to_vector
 from icecube_stream.stack import manager
 from icecube_stream.stack.prometheus import Prometheus
 from icecube_stream.stream import emitter
+from icecube_stream.tools.dashboards import OUT_DIR as DASHBOARDS_DIR
 from support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +96,10 @@ def monitored(stack: Settings, pipeline: Settings) -> Iterator[dict[str, Any]]:
     wait_for(lambda: "icecube-model" in rule_groups(stack), 30, "alerts.yml loaded")
 
     tag = uuid.uuid4().hex[:8]
-    servers = [start_http_server(0, addr="127.0.0.1") for _ in range(2)]
+    servers = [
+        start_http_server(0, addr="127.0.0.1", registry=registry)
+        for registry in (metrics.EMITTER_REGISTRY, metrics.CHECKER_REGISTRY)
+    ]
     addresses = {
         "worker": f"{pipeline.host}:{pipeline.worker_web_port}",
         "model-server": f"{pipeline.host}:{pipeline.model_server_port}",

@@ -25,6 +25,7 @@ from icecube_stream.events.geometry import (
     load_geometry,
 )
 from icecube_stream.events.layout import GEOMETRY_FILE
+from icecube_stream.observe.http import metric_value
 from icecube_stream.stream.framing import frames_from_batch
 from icecube_stream.wire.frame import encode_frame
 from icecube_stream.wire.topics import DLQ, PULSES, topic_codec
@@ -60,12 +61,9 @@ def mongo(settings: Settings):  # type: ignore[no-untyped-def]
     return MongoClient(settings.mongo_url)[settings.mongo_database][settings.mongo_collection]
 
 
-def worker_metric(settings: Settings, series: str) -> float:
+def worker_metric(settings: Settings, name: str, **labels: str) -> float:
     """One series of the worker's /metrics (0 when absent)."""
-    for line in httpx.get(settings.worker_metrics_url).text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[1])
-    return 0.0
+    return metric_value(settings.worker_metrics_url, name, labels)
 
 
 def mismatches(settings: Settings, group: str, expected: int) -> list[dict[str, str]]:
@@ -127,8 +125,8 @@ def test_a_detector_one_metre_off_is_dead_lettered_per_frame_and_can_be_replayed
     )
     assert mongo(pipeline).count_documents({"_id": {"$in": batch.event_id.tolist()}}) == 0
     # The series the GeometryMismatch alert watches (its rule is tested with promtool).
-    dlq_series = 'icecube_worker_dlq_total{reason="geometry-mismatch"}'
-    assert worker_metric(pipeline, dlq_series) == n_frames
+    dead = worker_metric(pipeline, "icecube_worker_dlq_total", reason="geometry-mismatch")
+    assert dead == n_frames
 
     replayed = cli(pipeline, "dlq", "replay", "--reason", "geometry-mismatch", "--json")
     assert replayed.returncode == 0, replayed.stderr

@@ -15,6 +15,7 @@ from icecube_stream.events.batch import concat_batches
 from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
+from icecube_stream.observe.http import metric_value
 from icecube_stream.observe.lag import LagReader
 from icecube_stream.stream import emitter, topics
 from icecube_stream.wire.topics import PULSES
@@ -74,19 +75,15 @@ def test_produce_serves_emitter_metrics_while_it_runs(isolated: Settings, tmp_pa
     command = [sys.executable, "-m", "icecube_stream", "produce", "--data", str(tmp_path),
                "--rate", "100", "--limit", "400", "--json"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen: dict[str, float] = {}
+    url = f"http://127.0.0.1:{port}/metrics"
 
     def scraped() -> bool:
         try:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            events = metric_value(url, "icecube_emitter_events_total", timeout_s=2)
+            beat = metric_value(url, "icecube_emitter_heartbeat_timestamp_seconds", timeout_s=2)
         except httpx.HTTPError:
             return False
-        for line in text.splitlines():
-            if line.startswith(("icecube_emitter_events_total ", "icecube_emitter_heartbeat")):
-                name, value = line.split()
-                seen[name] = float(value)
-        return seen.get("icecube_emitter_events_total", 0) > 0 and seen.get(
-            "icecube_emitter_heartbeat_timestamp_seconds", 0) > 1e9  # fmt: skip
+        return events > 0 and beat > 1e9
 
     try:
         wait_for(scraped, 30, "the emitter's /metrics with events and a heartbeat")

@@ -1,6 +1,6 @@
 """The learned direction reconstruction: features (shared by training and serving), batching,
-network, von Mises-Fisher loss, training runs tracked in MLflow, the model registry, inference
-and its benchmark.
+network, von Mises-Fisher loss, training runs tracked in MLflow, the model registry and
+inference (its benchmark is a tool: icecube_stream.tools.model_bench).
 
 torch and mlflow are imported by the modules that need them, never here, so importing the
 feature builder (which the streaming workers use) stays cheap.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
-PROC = Path("/proc")
-TCP_LISTEN = "0A"
+import psutil
 
 
 @dataclass(frozen=True)
@@ -19,19 +17,6 @@ class PortOwner:
         return f"pid {self.pid} ({self.command})" if self.pid else "an unknown process"
 
 
-def listening_inodes(proc_net_tcp: str, port: int) -> set[int]:
-    """Socket inodes listening on `port`, from the text of /proc/net/tcp or /proc/net/tcp6."""
-    inodes = set()
-    for line in proc_net_tcp.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 10:
-            continue
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        if local_port == port and fields[3] == TCP_LISTEN:
-            inodes.add(int(fields[9]))
-    return inodes
-
-
 def is_listening(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -39,31 +24,23 @@ def is_listening(host: str, port: int) -> bool:
 
 
 def port_owner(port: int) -> PortOwner | None:
-    """The process listening on `port`, or None when nothing listens there."""
-    inodes: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            inodes |= listening_inodes((PROC / "net" / table).read_text(), port)
-        except OSError:
-            continue
-    if not inodes:
+    """The process listening on `port`, or None when nothing listens there.
+
+    The pid is None when the socket belongs to a process this user may not look into.
+    """
+    pids = [
+        conn.pid
+        for conn in psutil.net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port
+    ]
+    if not pids:
         return None
-    targets = {f"socket:[{inode}]" for inode in inodes}
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in (entry / "fd").iterdir():
-                if str(fd.readlink()) in targets:
-                    return PortOwner(int(entry.name), _command(entry))
-        except OSError:
-            continue
-    return PortOwner(None, "")
+    pid = next((pid for pid in pids if pid is not None), None)
+    return PortOwner(pid, _command(pid) if pid is not None else "")
 
 
-def _command(proc_dir: Path) -> str:
+def _command(pid: int) -> str:
     try:
-        argv = (proc_dir / "cmdline").read_bytes().split(b"\0")
-        return " ".join(a.decode(errors="replace") for a in argv if a)[:120]
-    except OSError:
+        return " ".join(arg for arg in psutil.Process(pid).cmdline() if arg)[:120]
+    except psutil.Error:
         return "?"

@@ -1,7 +1,7 @@
 """Process supervision for the local stack: start detached, remember by pid file, stop exactly that.
 
-A pid file records the pid *and* the process start time read from /proc, so a pid that the
-kernel reused for an unrelated process is never mistaken for ours (and never killed).
+A pid file records the pid *and* the process start time, so a pid that the kernel reused for an
+unrelated process is never mistaken for ours (and never killed).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-PROC = Path("/proc")
+import psutil
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -39,29 +41,19 @@ class PidRecord:
             return None
 
 
-def parse_stat(stat: str) -> tuple[int, int]:
-    """(process group id, start time in clock ticks) from a /proc/<pid>/stat line.
-
-    The command name (field 2) may contain spaces and parentheses, so fields are counted from
-    the last closing parenthesis.
-    """
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[2]), int(fields[19])
-
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-        if stat[stat.rindex(")") + 2] == "Z":  # exited, waiting to be reaped
-            return None
-        return parse_stat(stat)
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def start_ticks(pid: int) -> int | None:
-    stat = _stat(pid)
-    return None if stat is None else stat[1]
+    """Clock ticks from boot to the process's start; None when it is gone or a zombie.
+
+    psutil's create_time() is that plus the boot time as the wall clock sees it now, so taking
+    the boot time off again gives a value that setting the clock does not move.
+    """
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # exited, waiting to be reaped
+            return None
+        return round((proc.create_time() - psutil.boot_time()) * CLOCK_TICKS)
+    except psutil.Error:
+        return None
 
 
 def is_alive(record: PidRecord) -> bool:
@@ -71,31 +63,23 @@ def is_alive(record: PidRecord) -> bool:
 def group_members(pgid: int) -> list[int]:
     """Live pids of a process group: a service may fork workers (MLflow does)."""
     members = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None and stat[0] == pgid:
-                members.append(int(entry.name))
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] in (None, psutil.STATUS_ZOMBIE):
+            continue  # gone meanwhile, or exited and waiting to be reaped
+        with contextlib.suppress(OSError):
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc.pid)
     return members
 
 
 def descendants(pid: int) -> list[int]:
-    """A process and all its live descendants, by parent pid: some (BentoML's workers) start
-    sessions of their own, which a process group would miss."""
-    children: dict[int, list[int]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # gone meanwhile
-            children.setdefault(ppid, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo += children.get(current, [])
-    return tree
+    """A process and all its descendants: some (BentoML's workers) start sessions of their own,
+    which a process group would miss."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    return [pid, *(child.pid for child in children)]
 
 
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> PidRecord:

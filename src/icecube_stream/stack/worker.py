@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import httpx
 
-from icecube_stream.config import Settings
-from icecube_stream.observe.http import metric_value
 from icecube_stream.stack.service import Service
-
-PREDICTIONS_TOTAL = "icecube_worker_predictions_total"
 
 
 class Worker(Service):
@@ -34,18 +29,3 @@ class Worker(Service):
             return httpx.get(self.endpoint, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
-
-
-def predictions_written(settings: Settings) -> int:
-    """Predictions the running worker has written since it started (its own counter)."""
-    return int(metric_value(settings.worker_metrics_url, PREDICTIONS_TOTAL))
-
-
-def wait_for_predictions(settings: Settings, total: int, timeout_s: float) -> None:
-    """Until the worker's counter reaches `total`. Cheap to poll, where counting documents in
-    FerretDB scans the collection and slows the very writes being waited for."""
-    deadline = time.monotonic() + timeout_s
-    while (done := predictions_written(settings)) < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"only {done} of {total} predictions after {timeout_s:.0f} s")
-        time.sleep(0.2)

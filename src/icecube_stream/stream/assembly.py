@@ -8,13 +8,13 @@ cannot belong to a sane event is refused with a reason instead: parts that disag
 incomplete (`late-part`), or a part whose id and number were seen with other pulses
 (`event-id-reused`). An exact copy of a part seen before is a harmless duplicate. Every event
 carries the tokens of the messages it came from, so the caller can acknowledge a message only
-once all its events are done.
+once all its events are done. Whole events, the common case, pass through as slices of their
+frame (stream/events.py); only the parts of split events are kept and joined here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
@@ -23,33 +23,30 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.events.batch import EventBatch
+from icecube_stream.stream.events import Events, Tokens
 from icecube_stream.wire.frame import PulseFrame
 from icecube_stream.wire.reasons import Reason
 
 
 @dataclass(frozen=True)
-class Event:
+class _Part:
+    """One part of a split event, as it came in one message."""
+
     event_id: int
     sensor_id: NDArray[np.int16]
     time: NDArray[np.int64]
     charge: NDArray[np.float32]
     auxiliary: NDArray[np.bool_]
     emitted_at_ns: int
-    tokens: tuple[Hashable, ...]  # the message of each of its entries (a part is one entry)
-    complete: bool = True
-    geometry_id: str | None = None  # of the frame(s) it came in
-
-    @property
-    def n_pulses(self) -> int:
-        return int(self.time.size)
+    token: Hashable
+    geometry_id: str | None
 
 
 @dataclass
 class _Pending:
     n_parts: int
     first_seen_ns: int
-    parts: dict[int, Event] = field(default_factory=dict)
+    parts: dict[int, _Part] = field(default_factory=dict)
     digests: dict[int, bytes] = field(default_factory=dict)
 
 
@@ -60,42 +57,26 @@ class _Released:
 
 
 class Refused(NamedTuple):
-    """An entry of a frame that cannot be assembled, and why."""
+    """Entries of a frame (or held parts) that cannot be assembled, and why."""
 
-    piece: Event
-    reason: str
+    event_id: int
+    tokens: Tokens  # the message of each refused entry
+    reason: Reason
     detail: str
 
 
 class Added(NamedTuple):
-    ready: list[Event]  # events the frame completes
+    ready: list[Events]  # the frame's whole events, and the split events it completes
     duplicates: int  # entries that were exact copies of parts seen before: already finished
     refused: list[Refused]  # entries (and pending parts) refused, for the dead-letter topic
 
 
-def _digest(piece: Event, part: int, n_parts: int) -> bytes:
+def _digest(part: _Part, index: int, n_parts: int) -> bytes:
     """What identifies a part's content, to tell a copy from a reused event id."""
-    digest = hashlib.blake2b(f"{part}/{n_parts}".encode(), digest_size=16)
-    for array in (piece.sensor_id, piece.time, piece.charge):
+    digest = hashlib.blake2b(f"{index}/{n_parts}".encode(), digest_size=16)
+    for array in (part.sensor_id, part.time, part.charge):
         digest.update(array.tobytes())
     return digest.digest()
-
-
-def whole_events(batch: EventBatch) -> list[Event]:
-    """A batch's events as the worker holds them after assembly (wire dtypes, no messages)."""
-    return [
-        Event(
-            event_id=int(batch.event_id[k]),
-            sensor_id=batch.sensor_id[lo:hi].astype(np.int16),
-            time=batch.time[lo:hi].astype(np.int64),
-            charge=batch.charge[lo:hi].astype(np.float32),
-            auxiliary=batch.auxiliary[lo:hi].astype(np.bool_),
-            emitted_at_ns=0,
-            tokens=(),
-            geometry_id=batch.geometry.identity,
-        )
-        for k, (lo, hi) in enumerate(itertools.pairwise(batch.offsets.tolist()))
-    ]
 
 
 class Assembler:
@@ -113,49 +94,52 @@ class Assembler:
         return set(self._pending)
 
     def add(
-        self, frame: PulseFrame, token: Hashable, now_ns: int, skip: Collection[int] = ()
+        self,
+        frame: PulseFrame,
+        token: Hashable,
+        now_ns: int,
+        skip: NDArray[np.bool_] | None = None,
     ) -> Added:
-        """What this frame completes, duplicates and refuses. Entries numbered in `skip` are
+        """What this frame completes, duplicates and refuses. Entries where `skip` is True are
         left out (the caller refused them)."""
-        added = Added([], 0, [])
+        wanted = np.ones(frame.n_events, np.bool_) if skip is None else ~skip
+        whole = wanted & (frame.n_parts == 1)
+        added = Added([Events.whole(frame, token, whole)] if whole.any() else [], 0, [])
         duplicates = 0
         offsets = frame.offsets
-        for k in range(frame.n_events):
-            if k in skip:
-                continue
+        for k in np.flatnonzero(wanted & ~whole).tolist():
             lo, hi = int(offsets[k]), int(offsets[k + 1])
-            piece = Event(
+            part = _Part(
                 event_id=int(frame.event_id[k]),
                 sensor_id=frame.sensor_id[lo:hi],
                 time=frame.time[lo:hi],
                 charge=frame.charge[lo:hi],
                 auxiliary=frame.auxiliary[lo:hi],
                 emitted_at_ns=frame.emitted_at_ns,
-                tokens=(token,),
+                token=token,
                 geometry_id=frame.geometry_id,
             )
-            n_parts = int(frame.n_parts[k])
-            if n_parts == 1:
-                added.ready.append(piece)
-            else:
-                duplicates += self._add_part(piece, int(frame.part[k]), n_parts, now_ns, added)
+            duplicates += self._add_part(
+                part, int(frame.part[k]), int(frame.n_parts[k]), now_ns, added
+            )
         return added._replace(duplicates=duplicates)
 
-    def _add_part(self, piece: Event, part: int, n_parts: int, now_ns: int, added: Added) -> int:
+    def _add_part(self, part: _Part, index: int, n_parts: int, now_ns: int, added: Added) -> int:
         """File one part; 1 when it was an exact copy of a part seen before, else 0."""
-        event_id, digest = piece.event_id, _digest(piece, part, n_parts)
+        event_id, digest = part.event_id, _digest(part, index, n_parts)
         released = self._done.get(event_id)
         if released is not None:
-            if released.digests.get(part) == digest:
+            if released.digests.get(index) == digest:
                 return 1
-            if not released.complete and part not in released.digests:
+            if not released.complete and index not in released.digests:
                 reason, detail = Reason.LATE_PART, "arrived after the event was released incomplete"
             else:
                 reason, detail = (
                     Reason.EVENT_ID_REUSED,
                     "was seen before with other pulses or parts",
                 )
-            added.refused.append(Refused(piece, reason, f"event {event_id} part {part} {detail}"))
+            detail = f"event {event_id} part {index} {detail}"
+            added.refused.append(Refused(event_id, (part.token,), reason, detail))
             return 0
         pending = self._pending.get(event_id)
         if pending is None:
@@ -163,31 +147,33 @@ class Assembler:
         elif pending.n_parts != n_parts:
             detail = f"event {event_id}: parts say {pending.n_parts} and {n_parts} parts"
             del self._pending[event_id]
-            added.refused.extend(
-                Refused(p, Reason.PARTS_DISAGREE, detail) for p in [*pending.parts.values(), piece]
-            )
+            tokens = (*(p.token for p in pending.parts.values()), part.token)
+            added.refused.append(Refused(event_id, tokens, Reason.PARTS_DISAGREE, detail))
             return 0
-        elif part in pending.parts:
-            if pending.digests[part] == digest:
+        elif index in pending.parts:
+            if pending.digests[index] == digest:
                 return 1
-            detail = f"event {event_id} part {part} came twice with other pulses"
-            added.refused.append(Refused(piece, Reason.EVENT_ID_REUSED, detail))
+            detail = f"event {event_id} part {index} came twice with other pulses"
+            added.refused.append(Refused(event_id, (part.token,), Reason.EVENT_ID_REUSED, detail))
             return 0
-        pending.parts[part], pending.digests[part] = piece, digest
+        pending.parts[index], pending.digests[index] = part, digest
         if len(pending.parts) == pending.n_parts:
             added.ready.append(self._release(event_id, complete=True))
         return 0
 
-    def refuse_pending(self, event_ids: Collection[int], reason: str, detail: str) -> list[Refused]:
+    def refuse_pending(
+        self, event_ids: Collection[int], reason: Reason, detail: str
+    ) -> list[Refused]:
         """Drop pending events the caller found wrong (parts on several partitions, say)."""
         refused = []
         for event_id in event_ids:
             pending = self._pending.pop(event_id, None)
             if pending is not None:
-                refused += [Refused(p, reason, detail) for p in pending.parts.values()]
+                tokens = tuple(p.token for p in pending.parts.values())
+                refused.append(Refused(event_id, tokens, reason, detail))
         return refused
 
-    def expire(self, now_ns: int) -> list[Event]:
+    def expire(self, now_ns: int) -> list[Events]:
         """Release, flagged incomplete, every split event waiting longer than the timeout."""
         stale = [
             event_id
@@ -196,20 +182,21 @@ class Assembler:
         ]
         return [self._release(event_id, complete=False) for event_id in stale]
 
-    def _release(self, event_id: int, complete: bool) -> Event:
+    def _release(self, event_id: int, complete: bool) -> Events:
         pending = self._pending.pop(event_id)
         parts = [pending.parts[i] for i in sorted(pending.parts)]
         self._done[event_id] = _Released(complete, pending.digests)
         while len(self._done) > self.remember:
             self._done.popitem(last=False)
-        return Event(
-            event_id=event_id,
+        return Events(
+            geometry_id=parts[0].geometry_id,
+            event_id=np.array([event_id], np.int64),
+            pulse_count=np.array([sum(p.time.size for p in parts)], np.int32),
             sensor_id=np.concatenate([p.sensor_id for p in parts]),
             time=np.concatenate([p.time for p in parts]),
             charge=np.concatenate([p.charge for p in parts]),
             auxiliary=np.concatenate([p.auxiliary for p in parts]),
-            emitted_at_ns=max(p.emitted_at_ns for p in parts),
-            tokens=tuple(t for p in parts for t in p.tokens),  # one per part: one entry each
-            complete=complete,
-            geometry_id=parts[0].geometry_id,
+            emitted_at_ns=np.array([max(p.emitted_at_ns for p in parts)], np.int64),
+            complete=np.array([complete]),
+            tokens=(tuple(p.token for p in parts),),  # one per part: one entry each
         )

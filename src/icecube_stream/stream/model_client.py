@@ -8,16 +8,15 @@ says nothing about the events, so it is retried with back-off and counted, never
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
 import numpy as np
 from numpy.typing import NDArray
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.stream.assembly import Event
 from icecube_stream.wire.frame import PulseFrame, encode_frame
 from icecube_stream.wire.model_api import REJECTION_STATUS, GeometryRejection, PredictionBatch
 from icecube_stream.wire.topics import PULSES, topic_codec
@@ -38,24 +37,6 @@ class GeometryRejectedError(ValueError):
         self.rejection = rejection
 
 
-def request_frame(events: list[Event]) -> PulseFrame:
-    """Whole events of one geometry as one frame: the request body format of the model server."""
-    n = len(events)
-    return PulseFrame(
-        source="worker",
-        emitted_at_ns=time.time_ns(),
-        event_id=np.array([e.event_id for e in events], np.int64),
-        part=np.zeros(n, np.int32),
-        n_parts=np.ones(n, np.int32),
-        pulse_count=np.array([e.n_pulses for e in events], np.int32),
-        sensor_id=np.concatenate([e.sensor_id for e in events]),
-        time=np.concatenate([e.time for e in events]),
-        charge=np.concatenate([e.charge for e in events]),
-        auxiliary=np.concatenate([e.auxiliary for e in events]),
-        geometry_id=events[0].geometry_id,
-    )
-
-
 class ModelClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -67,46 +48,56 @@ class ModelClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def predict(self, events: list[Event]) -> PredictionBatch:
-        """Directions for whole events (each id once); backs off on any failure that is not a
-        typed refusal, and raises ModelServerUnavailableError after the retry budget."""
-        frame = request_frame(events)
+    async def predict(self, frame: PulseFrame) -> PredictionBatch:
+        """Directions for a frame of whole events (each id once); backs off on any failure that
+        is not a typed refusal, and raises ModelServerUnavailableError after the retry budget."""
         body = encode_frame(frame, self.codec)
-        deadline = time.monotonic() + self.settings.model_retry_max_s
-        backoff = FIRST_BACKOFF_S
-        while True:
-            started = time.perf_counter()
-            problem = await self._post(body, frame.event_id)
-            metrics.MODEL_CALL_SECONDS.observe(time.perf_counter() - started)
-            if isinstance(problem, PredictionBatch):
-                return problem
-            metrics.MODEL_CALL_RETRIES.labels(reason=problem).inc()
-            if time.monotonic() + backoff > deadline:
-                raise ModelServerUnavailableError(
-                    f"model server at {self.settings.model_server_url} still failing ({problem}) "
-                    f"after {self.settings.model_retry_max_s:.0f} s of retries"
-                )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_RetryableError),
+            wait=wait_exponential(multiplier=FIRST_BACKOFF_S, max=MAX_BACKOFF_S),
+            stop=stop_before_delay(self.settings.model_retry_max_s),
+            reraise=True,
+        )
+        try:
+            return await retrying(self._post, body, frame.event_id)
+        except _RetryableError as failure:
+            raise ModelServerUnavailableError(
+                f"model server at {self.settings.model_server_url} still failing ({failure}) "
+                f"after {self.settings.model_retry_max_s:.0f} s of retries"
+            ) from None
 
-    async def _post(self, body: bytes, event_ids: NDArray[np.int64]) -> PredictionBatch | str:
-        """The answer when it is usable, else a short reason to retry."""
+    async def _post(self, body: bytes, event_ids: NDArray[np.int64]) -> PredictionBatch:
+        """The answer when usable; _RetryableError with a short reason (a metric label) if not."""
+        started = time.perf_counter()
+        try:
+            return await self._answer(body, event_ids)
+        except _RetryableError as failure:
+            metrics.MODEL_CALL_RETRIES.labels(reason=str(failure)).inc()
+            raise
+        finally:
+            metrics.MODEL_CALL_SECONDS.observe(time.perf_counter() - started)
+
+    async def _answer(self, body: bytes, event_ids: NDArray[np.int64]) -> PredictionBatch:
         try:
             response = await self.http.post(
                 "/predict", content=body, headers={"content-type": "application/octet-stream"}
             )
         except httpx.TransportError as error:
-            return type(error).__name__
+            raise _RetryableError(type(error).__name__) from None
         if response.status_code == REJECTION_STATUS:
             refusal = _geometry_rejection(response)
             if refusal is not None:
                 raise refusal
         if response.status_code != 200:
-            return str(response.status_code)
+            raise _RetryableError(str(response.status_code))
         try:
             return PredictionBatch.from_json(response.json(), event_ids)
         except (ValueError, KeyError, TypeError) as error:  # AnswerMismatchError included
-            return type(error).__name__
+            raise _RetryableError(type(error).__name__) from None
+
+
+class _RetryableError(Exception):
+    """An answer that says nothing about the events; its message is why, a metric label."""
 
 
 def _geometry_rejection(response: httpx.Response) -> GeometryRejectedError | None:

@@ -7,6 +7,10 @@ else of the message is pending. Parts of split events keep their messages unackn
 the event completes, so a crash at any moment replays them instead of losing them. Only a typed
 refusal (the checks here, or the model server naming an event) dead-letters an event; every
 other failure is retried until it goes away, or stops the worker when it never can.
+
+Events stay columnar from the decoded frame to the model request (stream/events.py). The model
+and the sinks are whatever satisfies `ModelBackend` and the sink protocols, so the logic here is
+tested with fakes and run with the real clients.
 """
 
 from __future__ import annotations
@@ -14,36 +18,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from typing import ParamSpec, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_fixed,
+)
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.stream.assembly import Assembler, Event, Refused
-from icecube_stream.stream.model_client import GeometryRejectedError, ModelClient, request_frame
-from icecube_stream.stream.sinks import (
-    FatalKafkaError,
-    Incoming,
-    Rejection,
-    Sinks,
-    prediction_records,
-)
+from icecube_stream.stream.assembly import Assembler, Refused
+from icecube_stream.stream.events import Events, Tokens, by_geometry
+from icecube_stream.stream.messages import Incoming, Rejection
+from icecube_stream.stream.model_client import GeometryRejectedError
+from icecube_stream.stream.sinks import DeadLetterSink, FatalKafkaError, PredictionSink
+from icecube_stream.stream.sinks.records import prediction_records
 from icecube_stream.wire.codec import MalformedMessageError
 from icecube_stream.wire.frame import PulseFrame, decode_frame
 from icecube_stream.wire.model_api import PredictionBatch
 from icecube_stream.wire.reasons import Reason
 from icecube_stream.wire.topics import PULSES, topic_codec
-from icecube_stream.wire.validation import Limits, event_problems, repeated_entries
+from icecube_stream.wire.validation import Limits, check_events, repeated_entries
 
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 1.0
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ModelBackend(Protocol):
+    async def predict(self, frame: PulseFrame) -> PredictionBatch:
+        """Directions for a frame of whole events, each id once; GeometryRejectedError when the
+        model knows another detector."""
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, model: ModelClient, sinks: Sinks) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        model: ModelBackend,
+        sinks: Sequence[PredictionSink],
+        dead_letters: DeadLetterSink,
+    ) -> None:
         self.settings = settings
         self.model = model
         self.sinks = sinks
+        self.dead_letters = dead_letters
         self.codec = topic_codec(PULSES, settings.topics_dir)
         self.limits = Limits(
             settings.n_sensors, settings.max_event_pulses, settings.max_event_span_ns
@@ -60,7 +87,7 @@ class Pipeline:
         """Process a batch of messages; the tokens of messages that may now be acknowledged."""
         now = time.time_ns()
         finished: list[Hashable] = []
-        ready: list[Event] = []
+        ready: list[Events] = []
         for message in incoming:
             metrics.WORKER_FRAMES_IN.inc()
             self.messages[message.token] = message
@@ -75,17 +102,18 @@ class Pipeline:
                 self._unknown_geometry(frame.source)
             self.outstanding[message.token] = frame.n_events
             repeated = repeated_entries(frame.event_id, frame.part)
-            skip = {problem.index for problem in repeated}
+            skip = np.zeros(frame.n_events, np.bool_)
+            skip[[problem.index for problem in repeated]] = True
             added = self._assembler(message.partition).add(frame, message.token, now, skip)
             ready += added.ready
             finished += await self._finish([message.token] * added.duplicates)
             refused = added.refused + self._split_across_partitions(frame, message.partition)
             finished += await self._reject(
-                [(r.piece, Rejection(r.reason, r.detail, r.piece.event_id)) for r in refused]
+                [(r.tokens, Rejection(r.reason, r.detail, r.event_id)) for r in refused]
             )
             if repeated:
                 rejected = [Rejection(p.reason, p.detail, p.event_id) for p in repeated]
-                entries = [message.token] * len(skip)
+                entries = [message.token] * len(repeated)
                 finished += await self._refuse({message.token: rejected}, entries)
         for assembler in self.assemblers.values():
             expired = assembler.expire(now)
@@ -93,7 +121,7 @@ class Pipeline:
             ready += expired
         metrics.WORKER_EVENTS_PENDING.set(sum(a.pending for a in self.assemblers.values()))
         if ready:
-            finished += await self._process(ready, now)
+            finished += await self._process(by_geometry(ready), now)
         return finished
 
     def _split_across_partitions(self, frame: PulseFrame, partition: int) -> list[Refused]:
@@ -147,72 +175,76 @@ class Pipeline:
             self.assemblers[partition] = Assembler(timeout_ns)
         return self.assemblers[partition]
 
-    async def _process(self, events: list[Event], assembled_at_ns: int) -> list[Hashable]:
-        metrics.WORKER_EVENTS_IN.inc(len(events))
-        metrics.WORKER_BATCH_EVENTS.observe(len(events))
-        metrics.WORKER_EVENTS_IN_PROGRESS.inc(len(events))
-        batch = request_frame(events)
-        problems = event_problems(
-            batch.event_id, batch.sensor_id, batch.time, batch.charge, batch.offsets, self.limits
-        )
-        refused = {problem.index for problem in problems}
-        finished = await self._reject(
-            [(events[p.index], Rejection(p.reason, p.detail, p.event_id)) for p in problems]
-        )
-        valid = [event for k, event in enumerate(events) if k not in refused]
-        results = await asyncio.gather(*(self._predict(chunk) for chunk in self._requests(valid)))
+    async def _process(self, batches: list[Events], assembled_at_ns: int) -> list[Hashable]:
+        """Check each geometry's batch in one pass, then ask the model about the rest."""
+        n_events = sum(batch.n_events for batch in batches)
+        metrics.WORKER_EVENTS_IN.inc(n_events)
+        metrics.WORKER_BATCH_EVENTS.observe(n_events)
+        metrics.WORKER_EVENTS_IN_PROGRESS.inc(n_events)
+        finished: list[Hashable] = []
+        requests: list[Events] = []
+        for batch in batches:
+            verdict = check_events(
+                batch.frame("worker", assembled_at_ns), self.limits, repeats_allowed=True
+            )
+            finished += await self._reject(
+                [(batch.tokens[p.index], Rejection(p.reason, p.detail, p.event_id))
+                 for p in verdict.problems]
+            )  # fmt: skip
+            requests += self._requests(batch.select(verdict.passed))
+        results = await asyncio.gather(*(self._predict(request) for request in requests))
         answered = [pair for pairs, _ in results for pair in pairs]
         finished += [token for _, rejected in results for token in rejected]
         if answered:
             finished += await self._write(answered, assembled_at_ns)
-        metrics.WORKER_EVENTS_IN_PROGRESS.dec(len(events))
+        metrics.WORKER_EVENTS_IN_PROGRESS.dec(n_events)
         return finished
 
-    def _requests(self, events: list[Event]) -> list[list[Event]]:
-        """Model requests of at most model_batch_events, each of one geometry (so the server can
-        refuse a detector whole) and with each event id once (the answer is keyed by it; a
-        replayed event may come twice in one step)."""
-        groups: list[tuple[str | None, set[int], list[Event]]] = []
-        for event in events:
-            group = next(
-                (g for g in groups if g[0] == event.geometry_id and event.event_id not in g[1]),
-                None,
-            )
-            if group is None:
-                group = (event.geometry_id, set(), [])
-                groups.append(group)
-            group[1].add(event.event_id)
-            group[2].append(event)
+    def _requests(self, batch: Events) -> list[Events]:
+        """Model requests of at most model_batch_events, each with each event id once (the
+        answer is keyed by it; a replayed event may come twice in one step): the first copy of
+        every id goes in the first round of requests, a second copy in the next."""
         size = self.settings.model_batch_events
-        return [chunk[i : i + size] for _, _, chunk in groups for i in range(0, len(chunk), size)]
+        copy = _occurrence(batch.event_id)
+        rounds = (
+            [batch] if not copy.any() else [batch.select(copy == r) for r in range(copy.max() + 1)]
+        )
+        return [
+            part.take(np.arange(start, min(start + size, part.n_events)))
+            for part in rounds
+            for start in range(0, part.n_events, size)
+        ]
 
     async def _predict(
-        self, events: list[Event]
-    ) -> tuple[list[tuple[list[Event], PredictionBatch]], list[Hashable]]:
+        self, events: Events
+    ) -> tuple[list[tuple[Events, PredictionBatch]], list[Hashable]]:
         """Model answers for the events, and the finished tokens of events it refused by name;
         calls run concurrently up to model_concurrency, so the server can use both cores."""
+        frame = events.frame("worker", time.time_ns())
         try:
             async with self.model_slots:
-                answer = await self._retry_forever("model", self.model.predict, events)
+                answer = await self._retry_forever("model", self.model.predict, frame)
         except GeometryRejectedError as error:
             headers = (
                 ("dlq.frame_geometry", error.rejection.frame_geometry),
                 ("dlq.model_geometry", error.rejection.model_geometry),
             )
             return [], await self._reject(
-                [(e, Rejection(Reason.GEOMETRY_MISMATCH, str(error), e.event_id, headers))
-                 for e in events]
+                [(tokens, Rejection(Reason.GEOMETRY_MISMATCH, str(error), event_id, headers))
+                 for event_id, tokens in zip(events.event_id.tolist(), events.tokens, strict=True)]
             )  # fmt: skip
-        by_id = {event.event_id: event for event in events}
+        position = {event_id: k for k, event_id in enumerate(events.event_id.tolist())}
         finished = await self._reject(
-            [(by_id[p.event_id], Rejection(p.reason, p.detail, p.event_id))
+            [(events.tokens[position[p.event_id]], Rejection(p.reason, p.detail, p.event_id))
              for p in answer.refused]
         )  # fmt: skip
-        served = [by_id[event_id] for event_id in answer.event_id.tolist()]
-        return ([(served, answer)] if served else []), finished
+        if not answer.n_events:
+            return [], finished
+        served = events.take(np.array([position[e] for e in answer.event_id.tolist()], np.intp))
+        return [(served, answer)], finished
 
     async def _write(
-        self, answered: list[tuple[list[Event], PredictionBatch]], assembled_at_ns: int
+        self, answered: list[tuple[Events, PredictionBatch]], assembled_at_ns: int
     ) -> list[Hashable]:
         predicted_at = time.time_ns()
         records = [
@@ -221,27 +253,26 @@ class Pipeline:
             for record in prediction_records(events, answer, assembled_at_ns, predicted_at)
         ]
         await asyncio.gather(  # each sink retried on its own: one outage repeats no other write
-            self._retry_forever("kafka", self.sinks.to_kafka, records),
-            self._retry_forever("mongo", self.sinks.to_mongo, records),
+            *(self._retry_forever(sink.name, sink.write, records) for sink in self.sinks)
         )
         written = time.time_ns()
-        events = [event for chunk, _ in answered for event in chunk]
-        for event in events:
-            if 0 < event.emitted_at_ns <= written:  # 0 or a clock ahead of ours: no latency
-                metrics.PIPELINE_LATENCY.observe((written - event.emitted_at_ns) / 1e9)
-            else:
-                metrics.WORKER_BAD_EMIT_TIME.inc()
-        metrics.WORKER_EVENTS_OUT.inc(len(events))
+        for events, _ in answered:
+            emitted = events.emitted_at_ns
+            known = (emitted > 0) & (emitted <= written)  # 0 or a clock ahead of ours: unknown
+            for seconds in ((written - emitted[known]) / 1e9).tolist():
+                metrics.PIPELINE_LATENCY.observe(seconds)
+            metrics.WORKER_BAD_EMIT_TIME.inc(int((~known).sum()))
+            metrics.WORKER_EVENTS_OUT.inc(events.n_events)
         metrics.WORKER_LAST_PROCESSED.set(written / 1e9)
-        return await self._finish(t for e in events for t in e.tokens)
+        return await self._finish(t for events, _ in answered for t in events.entries())
 
-    async def _reject(self, refused: Sequence[tuple[Event, Rejection]]) -> list[Hashable]:
-        """Record each event's refusal against every message it came in; finish its entries."""
+    async def _reject(self, refused: Sequence[tuple[Tokens, Rejection]]) -> list[Hashable]:
+        """Record each refusal against every message it came in; finish its entries."""
         by_message: dict[Hashable, list[Rejection]] = {}
-        for event, rejection in refused:
-            for token in dict.fromkeys(event.tokens):
+        for tokens, rejection in refused:
+            for token in dict.fromkeys(tokens):
                 by_message.setdefault(token, []).append(rejection)
-        return await self._refuse(by_message, [t for e, _ in refused for t in e.tokens])
+        return await self._refuse(by_message, [t for tokens, _ in refused for t in tokens])
 
     async def _refuse(
         self, by_message: dict[Hashable, list[Rejection]], entries: Iterable[Hashable]
@@ -265,21 +296,41 @@ class Pipeline:
                 message = self.messages.pop(token)
                 rejections = self.rejections.pop(token, None)
                 if rejections:
-                    await self._retry_forever("dlq", self.sinks.dead_letter, message, rejections)
+                    await self._retry_forever(
+                        "dlq", self.dead_letters.dead_letter, message, rejections
+                    )
                 done.append(token)
         return done
 
-    async def _retry_forever(self, what: str, call, *args):  # type: ignore[no-untyped-def]
+    async def _retry_forever(
+        self, what: str, call: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Keep the events and try again while a dependency is down: waiting beats dropping.
         A typed refusal is an answer, and a Kafka error that can never succeed stops the worker
         (crash-only: the messages are read again after the fix)."""
-        while True:
-            try:
-                return await call(*args)
-            except (GeometryRejectedError, FatalKafkaError):
-                raise
-            except Exception as error:  # unavailable model, Kafka and MongoDB client errors
-                problem = error
+
+        def failed(attempt: RetryCallState) -> None:
             metrics.WORKER_WRITE_FAILURES.labels(sink=what).inc()
-            log.warning("%s failed, retrying in %.0f s: %s", what, RETRY_PAUSE_S, problem)
-            await asyncio.sleep(RETRY_PAUSE_S)
+            error = attempt.outcome.exception() if attempt.outcome else None
+            log.warning("%s failed, retrying in %.0f s: %s", what, RETRY_PAUSE_S, error)
+
+        retrying = AsyncRetrying(
+            # Exception, not BaseException: a cancelled step must stop, not retry.
+            retry=retry_if_exception_type(Exception)
+            & retry_if_not_exception_type((GeometryRejectedError, FatalKafkaError)),
+            wait=wait_fixed(RETRY_PAUSE_S),
+            before_sleep=failed,
+            reraise=True,
+        )
+        return await retrying(call, *args, **kwargs)
+
+
+def _occurrence(event_id: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For each event, how many earlier events of the batch have its id (0 for the first)."""
+    order = np.argsort(event_id, kind="stable")
+    ordered = event_id[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    run_start = np.repeat(starts, np.diff(np.concatenate([starts, [ordered.size]])))
+    occurrence = np.empty_like(event_id)
+    occurrence[order] = np.arange(ordered.size) - run_start
+    return occurrence

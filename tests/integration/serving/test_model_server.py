@@ -6,6 +6,7 @@ not ready before any champion exists, then served, then overloaded, then reloade
 """
 
 import asyncio
+import itertools
 import os
 import pickle
 import socket
@@ -20,10 +21,11 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
-from icecube_stream.events.batch import take_events
+from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
@@ -36,15 +38,10 @@ from icecube_stream.model.registry import log_and_register
 from icecube_stream.model.train import fit
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.model_server import ModelServer
-from icecube_stream.stream.assembly import Event, whole_events
-from icecube_stream.stream.model_client import (
-    ModelAnswer,
-    ModelClient,
-    ModelServerUnavailableError,
-    request_frame,
-)
+from icecube_stream.stream.model_client import ModelClient, ModelServerUnavailableError
 from icecube_stream.wire.codec import AvroCodec
-from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.frame import PulseFrame, encode_frame
+from icecube_stream.wire.model_api import PredictionBatch
 from icecube_stream.wire.topics import PULSES, topic_codec
 from support import free_port, wait_for
 
@@ -72,6 +69,41 @@ def _status(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return 0
+
+
+@dataclass(frozen=True)
+class Event:
+    """One whole event of a request, so a test can change one field of one event."""
+
+    event_id: int
+    sensor_id: np.ndarray
+    time: np.ndarray
+    charge: np.ndarray
+    auxiliary: np.ndarray
+
+
+def one_by_one(batch: EventBatch) -> list[Event]:
+    offsets = batch.offsets.tolist()
+    return [
+        Event(int(batch.event_id[k]), batch.sensor_id[lo:hi].astype(np.int16),
+              batch.time[lo:hi].astype(np.int64), batch.charge[lo:hi].astype(np.float32),
+              batch.auxiliary[lo:hi].astype(np.bool_))
+        for k, (lo, hi) in enumerate(itertools.pairwise(offsets))
+    ]  # fmt: skip
+
+
+def request_frame(events: list[Event]) -> PulseFrame:
+    n = len(events)
+    return PulseFrame(
+        source="test", emitted_at_ns=0, event_id=np.array([e.event_id for e in events]),
+        part=np.zeros(n, np.int32), n_parts=np.ones(n, np.int32),
+        pulse_count=np.array([e.time.size for e in events], np.int32),
+        sensor_id=np.concatenate([e.sensor_id for e in events]),
+        time=np.concatenate([e.time for e in events]),
+        charge=np.concatenate([e.charge for e in events]),
+        auxiliary=np.concatenate([e.auxiliary for e in events]),
+        geometry_id=icecube_geometry().identity,
+    )  # fmt: skip
 
 
 @dataclass
@@ -110,7 +142,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             writer.append(batch)
     data = labelled(load_events(root / "data"), FEATURES)
     batch = data.batch
-    events = whole_events(take_events(batch, 0, 64))
+    events = one_by_one(take_events(batch, 0, 64))
     tag = uuid.uuid4().hex[:8]
     settings = stack.model_copy(
         update={
@@ -152,7 +184,7 @@ def test_client_gives_up_after_its_budget_while_not_ready(server: Server) -> Non
     async def call() -> None:
         client = ModelClient(settings)
         try:
-            await client.predict(server.events[:4])
+            await client.predict(request_frame(server.events[:4]))
         finally:
             await client.close()
 
@@ -175,10 +207,10 @@ def test_predictions_equal_in_process_predictions(
 ) -> None:
     version, model = champion
 
-    async def call() -> ModelAnswer:
+    async def call() -> PredictionBatch:
         client = ModelClient(server.settings)
         try:
-            return await client.predict(server.events)
+            return await client.predict(request_frame(server.events))
         finally:
             await client.close()
 
@@ -284,7 +316,7 @@ def test_overload_answers_429_and_the_client_retries_through_it(
     async def clients() -> list[int]:
         client = ModelClient(server.settings)
         try:
-            answers = await asyncio.gather(*(client.predict(many) for _ in range(8)))
+            answers = await asyncio.gather(*(client.predict(request_frame(many)) for _ in range(8)))
         finally:
             await client.close()
         return [a.event_id.size for a in answers]
@@ -335,20 +367,23 @@ def test_reload_swaps_the_version_without_a_failed_request(
 
 
 def test_metrics_show_the_project_metrics_beside_bentoml(server: Server, champion: object) -> None:
-    text = httpx.get(f"{server.url}/metrics").text
-    values = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
-    assert values["icecube_model_server_events_total"] >= 64
-    assert values["icecube_model_server_inference_seconds_count"] >= 1
-    assert values["icecube_model_server_batch_events_count"] >= 1
-    assert time.time() - values["icecube_model_server_heartbeat_timestamp_seconds"] < 30
+    page = httpx.get(f"{server.url}/metrics").text
+    samples = [s for family in text_string_to_metric_families(page) for s in family.samples]
+
+    def value(name: str, **labels: str) -> float:
+        return next(s.value for s in samples if s.name == name and s.labels == labels)
+
+    assert value("icecube_model_server_events_total") >= 64
+    assert value("icecube_model_server_inference_seconds_count") >= 1
+    assert value("icecube_model_server_batch_events_count") >= 1
+    assert time.time() - value("icecube_model_server_heartbeat_timestamp_seconds") < 30
     version = httpx.get(f"{server.url}/model").json()["model_version"]
-    labels = f'model_name="{server.settings.model_name}",model_version="{version}"'
-    assert values[f"icecube_model_server_model_info{{{labels}}}"] == 1
-    assert any(key.startswith("bentoml_service_request_total") for key in values)
+    info = value("icecube_model_server_model_info", model_name=server.settings.model_name,
+                 model_version=version)  # fmt: skip
+    assert info == 1
+    assert any(s.name == "bentoml_service_request_total" for s in samples)
+    others = ("icecube_worker_", "icecube_pipeline_", "icecube_emitter_", "icecube_checker_")
+    assert sorted({s.name for s in samples if s.name.startswith(others)}) == []
 
 
 def test_reload_needs_the_token(server: Server, champion: object) -> None:

@@ -9,7 +9,9 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.sinks import HEADER_LIMIT, FatalKafkaError, Incoming, Rejection, Sinks
+from icecube_stream.stream.messages import Incoming, Rejection
+from icecube_stream.stream.sinks import FatalKafkaError
+from icecube_stream.stream.sinks.dead_letters import HEADER_LIMIT, DeadLetters
 from icecube_stream.wire.topics import DLQ
 
 pytestmark = pytest.mark.integration
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def dead_letter(settings: Settings, message: Incoming, rejections: list[Rejection]) -> None:
     async def run() -> None:
-        sinks = Sinks(settings)
+        sinks = DeadLetters(settings)
         await sinks.start()
         try:
             await sinks.dead_letter(message, rejections)

@@ -7,8 +7,8 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from prometheus_client import REGISTRY
 
+from icecube_stream import metrics
 from icecube_stream.observe import alerts, checker
 from icecube_stream.observe.http import serve_metrics
 from icecube_stream.physics.angles import angles_to_vector
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 
 def sample(name: str) -> float:
-    value = REGISTRY.get_sample_value(name)
+    value = metrics.CHECKER_REGISTRY.get_sample_value(name)
     return 0.0 if value is None else value
 
 
@@ -50,8 +50,9 @@ def test_a_busy_metrics_port_is_skipped() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        assert serve_metrics("127.0.0.1", taken.getsockname()[1]) is False
-    assert serve_metrics("127.0.0.1", 0) is False  # 0 disables the endpoint
+        port = taken.getsockname()[1]
+        assert serve_metrics("127.0.0.1", port, metrics.EMITTER_REGISTRY) is False
+    assert serve_metrics("127.0.0.1", 0, metrics.EMITTER_REGISTRY) is False  # 0: no endpoint
 
 
 def test_active_alerts_are_sorted_firing_first(monkeypatch: pytest.MonkeyPatch) -> None:

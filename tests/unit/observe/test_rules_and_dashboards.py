@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from icecube_stream.observe import dashboards
+from icecube_stream.tools import dashboards
 
 pytestmark = pytest.mark.unit
 
@@ -69,7 +69,7 @@ def test_every_alert_has_a_test_that_fires_and_one_that_stays_silent() -> None:
 def test_checked_in_dashboards_are_what_the_generator_writes() -> None:
     rendered = dashboards.render()
     on_disk = {p.name: p.read_text() for p in (GRAFANA / "dashboards").glob("*.json")}
-    assert on_disk == rendered, "run `python -m icecube_stream.observe.dashboards`"
+    assert on_disk == rendered, "run `python -m icecube_stream.tools.dashboards`"
 
 
 def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap() -> None:

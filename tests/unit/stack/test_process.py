@@ -2,10 +2,12 @@
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from icecube_stream.config import Settings
@@ -21,9 +23,23 @@ SLEEPER = [
 ]
 
 
-def test_parse_stat_handles_spaces_and_parentheses_in_the_name() -> None:
-    stat = "4242 (odd (name) x) S 1 4200 4200 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0"
-    assert process.parse_stat(stat) == (4200, 987654)
+def test_start_ticks_are_the_kernels_start_time() -> None:
+    """Pid files written from /proc/<pid>/stat's start time must still match."""
+    stat = Path(f"/proc/{os.getpid()}/stat").read_text()
+    assert process.start_ticks(os.getpid()) == int(stat[stat.rindex(")") + 2 :].split()[19])
+
+
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "child never exited"
+            time.sleep(0.05)
+        assert process.start_ticks(child.pid) is None
+        assert child.pid not in process.group_members(os.getpgid(0))
+    finally:
+        child.wait()
 
 
 def test_spawn_then_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -34,6 +50,7 @@ def test_spawn_then_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
         while len(process.group_members(record.pid)) < 2:
             assert time.monotonic() < deadline, "child never started"
             time.sleep(0.05)
+        assert sorted(process.descendants(record.pid)) == sorted(process.group_members(record.pid))
         process.stop(record, timeout_s=5)
         assert not process.is_alive(record)
         assert process.group_members(record.pid) == []
@@ -61,20 +78,6 @@ def test_pid_record_round_trip_and_corrupt_file(tmp_path: Path) -> None:
     assert process.PidRecord.load(tmp_path / "missing.pid") is None
 
 
-PROC_NET_TCP = """\
-  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:2384 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1
-   1: 0100007F:2384 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 222 1
-   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 333 1
-"""
-
-
-def test_listening_inodes_keeps_only_listen_state_on_the_port() -> None:
-    assert ports.listening_inodes(PROC_NET_TCP, 0x2384) == {111}
-    assert ports.listening_inodes(PROC_NET_TCP, 8080) == {333}
-    assert ports.listening_inodes(PROC_NET_TCP, 1) == set()
-
-
 @pytest.fixture
 def listener() -> socket.socket:
     sock = socket.socket()
@@ -89,6 +92,11 @@ def test_port_owner_names_the_listening_process(listener: socket.socket) -> None
     assert owner is not None
     assert owner.pid == os.getpid()
     assert "python" in owner.command
+
+
+def test_a_connected_port_is_not_taken_for_a_listening_one(listener: socket.socket) -> None:
+    with socket.create_connection(listener.getsockname()) as client:
+        assert ports.port_owner(client.getsockname()[1]) is None
 
 
 def test_up_refuses_a_taken_port_and_names_its_owner(listener: socket.socket, tmp_path) -> None:

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.stream.assembly import whole_events
+from icecube_stream.stream.events import Events
 from icecube_stream.stream.model_client import (
     GeometryRejectedError,
     ModelClient,
     ModelServerUnavailableError,
 )
+from icecube_stream.wire.frame import PulseFrame
 from icecube_stream.wire.model_api import GeometryRejection, PredictionBatch
 
 pytestmark = pytest.mark.unit
@@ -40,8 +41,8 @@ def client(responses: list[httpx.Response], budget_s: float = 30.0) -> tuple[Mod
 
 
 @pytest.fixture
-def events(make_batch: Callable[[list[int]], object]) -> list:  # type: ignore[type-arg]
-    return whole_events(make_batch([3, 4, 5]))  # type: ignore[arg-type]
+def events(make_batch: Callable[[list[int]], object]) -> PulseFrame:
+    return Events.of_batch(make_batch([3, 4, 5])).frame("test", 0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def events(make_batch: Callable[[list[int]], object]) -> list:  # type: ignore[t
 )
 def test_an_answer_that_names_no_event_is_retried_not_dropped(
     failure: httpx.Response,
-    events: list,  # type: ignore[type-arg]
+    events: PulseFrame,
 ) -> None:
     model, seen = client([failure, failure, httpx.Response(200, json=answer([1000, 1001, 1002]))])
     result = asyncio.run(model.predict(events))
@@ -66,7 +67,7 @@ def test_an_answer_that_names_no_event_is_retried_not_dropped(
     assert len(seen) == 3
 
 
-def test_events_refused_by_name_come_back_with_their_reasons(events: list) -> None:  # type: ignore[type-arg]
+def test_events_refused_by_name_come_back_with_their_reasons(events: PulseFrame) -> None:
     refusal = {"event_id": 1001, "reason": "non-finite-output", "detail": "event 1001: NaN"}
     model, _ = client([httpx.Response(200, json=answer([1000, 1002], [refusal]))])
     result = asyncio.run(model.predict(events))
@@ -74,7 +75,7 @@ def test_events_refused_by_name_come_back_with_their_reasons(events: list) -> No
     assert [(r.event_id, r.reason) for r in result.refused] == [(1001, "non-finite-output")]
 
 
-def test_a_typed_geometry_refusal_is_raised_at_once(events: list) -> None:  # type: ignore[type-arg]
+def test_a_typed_geometry_refusal_is_raised_at_once(events: PulseFrame) -> None:
     rejection = {"reason": "geometry-mismatch", "frame_geometry": "f" * 16,
                  "model_geometry": "m" * 16}  # fmt: skip
     model, seen = client([httpx.Response(409, json={"error": "no", "rejection": rejection})])
@@ -84,7 +85,9 @@ def test_a_typed_geometry_refusal_is_raised_at_once(events: list) -> None:  # ty
     assert len(seen) == 1
 
 
-def test_a_server_failing_past_the_budget_raises_for_the_caller_to_retry(events: list) -> None:  # type: ignore[type-arg]
+def test_a_server_failing_past_the_budget_raises_for_the_caller_to_retry(
+    events: PulseFrame,
+) -> None:
     model, seen = client([httpx.Response(500, json={"error": "bug"})], budget_s=0.5)
     with pytest.raises(ModelServerUnavailableError, match="500"):
         asyncio.run(model.predict(events))

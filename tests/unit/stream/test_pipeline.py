@@ -11,13 +11,13 @@ import pytest
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.events.geometry import from_positions, icecube_geometry
-from icecube_stream.stream.assembly import Event
 from icecube_stream.stream.framing import frames_from_batch
+from icecube_stream.stream.messages import Incoming, Rejection
 from icecube_stream.stream.model_client import GeometryRejectedError
 from icecube_stream.stream.pipeline import Pipeline
-from icecube_stream.stream.sinks import FatalKafkaError, Incoming, Rejection
+from icecube_stream.stream.sinks import FatalKafkaError
 from icecube_stream.wire.codec import AvroCodec
-from icecube_stream.wire.frame import encode_frame
+from icecube_stream.wire.frame import PulseFrame, encode_frame
 from icecube_stream.wire.model_api import GeometryRejection, PredictionBatch
 from icecube_stream.wire.validation import Problem
 
@@ -29,12 +29,12 @@ class RecordingModel:
         self.refuse = refuse
         self.calls: list[list[int]] = []
 
-    async def predict(self, events: list[Event]) -> PredictionBatch:
-        ids = [e.event_id for e in events]
+    async def predict(self, frame: PulseFrame) -> PredictionBatch:
+        ids = frame.event_id.tolist()
         self.calls.append(ids)
-        geometries = {e.geometry_id for e in events}
-        assert len(geometries) == 1, "a request mixes detectors"
-        (geometry,) = geometries
+        assert (frame.n_parts == 1).all(), "the model takes whole events"
+        assert len(set(ids)) == len(ids), "an event id twice in one request"
+        geometry = frame.geometry_id
         if geometry not in (None, icecube_geometry().identity):
             raise GeometryRejectedError(
                 "409: geometry-mismatch", GeometryRejection(geometry, "the-model's")
@@ -47,8 +47,29 @@ class RecordingModel:
                            np.tile([0.0, 0.0, 1.0], (n, 1)), np.full(n, 0.1), refused)  # fmt: skip
 
 
+class RecordingSink:
+    """One destination of predictions; the first `failures[name]` writes fail."""
+
+    def __init__(self, name: str, into: list[dict[str, Any]], failures: dict[str, int]) -> None:
+        self.name = name
+        self.into = into
+        self.failures = failures
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def write(self, records: list[dict[str, Any]]) -> None:
+        if self.failures.get(self.name, 0) > 0:
+            self.failures[self.name] -= 1
+            raise ConnectionError(f"{self.name} is down")
+        self.into += records
+
+
 class RecordingSinks:
-    """Records every write; `failures[sink]` writes to that sink fail first."""
+    """Records every write: predictions (the Kafka sink), mongo, and dead letters."""
 
     def __init__(self) -> None:
         self.predictions: list[dict[str, Any]] = []
@@ -57,19 +78,16 @@ class RecordingSinks:
         self.headers: list[dict[str, str]] = []
         self.failures: dict[str, int] = {}
         self.fatal: Exception | None = None
+        self.destinations = [
+            RecordingSink("kafka", self.predictions, self.failures),
+            RecordingSink("mongo", self.mongo, self.failures),
+        ]
 
-    def _fail(self, sink: str) -> None:
-        if self.failures.get(sink, 0) > 0:
-            self.failures[sink] -= 1
-            raise ConnectionError(f"{sink} is down")
+    async def start(self) -> None:
+        pass
 
-    async def to_kafka(self, records: list[dict[str, Any]]) -> None:
-        self._fail("kafka")
-        self.predictions += records
-
-    async def to_mongo(self, records: list[dict[str, Any]]) -> None:
-        self._fail("mongo")
-        self.mongo += records
+    async def stop(self) -> None:
+        pass
 
     async def dead_letter(self, message: Incoming, rejections: list[Rejection]) -> None:
         if self.fatal is not None:
@@ -83,7 +101,7 @@ class RecordingSinks:
 @pytest.fixture
 def run(frame_codec: AvroCodec):  # type: ignore[no-untyped-def]
     model, sinks = RecordingModel(), RecordingSinks()
-    pipeline = Pipeline(Settings(model_batch_events=4), model, sinks)  # type: ignore[arg-type]
+    pipeline = Pipeline(Settings(model_batch_events=4), model, sinks.destinations, sinks)
     offsets = iter(range(10_000))
 
     def message(frame_or_bytes: Any, partition: int = 0) -> Incoming:
@@ -159,7 +177,9 @@ def test_an_event_the_model_refuses_does_not_take_its_batch_down(run, make_batch
 
 def test_incomplete_events_are_released_after_the_timeout(frame_codec, make_batch) -> None:  # type: ignore[no-untyped-def]
     sinks = RecordingSinks()
-    pipeline = Pipeline(Settings(assembly_timeout_s=0.0), RecordingModel(), sinks)  # type: ignore[arg-type]
+    pipeline = Pipeline(
+        Settings(assembly_timeout_s=0.0), RecordingModel(), sinks.destinations, sinks
+    )
     frames = list(frames_from_batch(make_batch([250]), "b", 10, 100))
     m = Incoming("m0", "t", 0, 0, None, encode_frame(frames[0], frame_codec))
     assert asyncio.run(pipeline.step([m])) == ["m0"]
@@ -321,7 +341,9 @@ def test_a_part_after_its_event_was_released_incomplete_is_dead_lettered(
     frame_codec, make_batch
 ) -> None:  # type: ignore[no-untyped-def]
     sinks = RecordingSinks()
-    pipeline = Pipeline(Settings(assembly_timeout_s=0.0), RecordingModel(), sinks)  # type: ignore[arg-type]
+    pipeline = Pipeline(
+        Settings(assembly_timeout_s=0.0), RecordingModel(), sinks.destinations, sinks
+    )
     frames = list(frames_from_batch(make_batch([250]), "b", 10, 100))
     messages = [Incoming(f"m{k}", "t", 0, k, None, encode_frame(f, frame_codec))
                 for k, f in enumerate(frames)]  # fmt: skip
@@ -329,3 +351,33 @@ def test_a_part_after_its_event_was_released_incomplete_is_dead_lettered(
     assert asyncio.run(pipeline.step(messages[1:2])) == ["m1"]
     assert sinks.dead == [(1, "late-part", (1000,))]
     assert [p["flags"] for p in sinks.predictions] == [["incomplete"]]
+
+
+def test_a_cancelled_step_is_not_retried(run) -> None:  # type: ignore[no-untyped-def]
+    pipeline, *_ = run
+    calls = 0
+
+    async def cancelled() -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(pipeline._retry_forever("mongo", cancelled))
+    assert calls == 1
+
+
+def test_a_dependency_that_fails_is_retried_until_it_answers(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pipeline, *_ = run
+    monkeypatch.setattr("icecube_stream.stream.pipeline.RETRY_PAUSE_S", 0.0)
+    answers = iter([ConnectionError("down"), TimeoutError("slow"), "written"])
+
+    async def flaky() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    before = metrics.WORKER_WRITE_FAILURES.labels(sink="mongo")._value.get()
+    assert asyncio.run(pipeline._retry_forever("mongo", flaky)) == "written"
+    assert metrics.WORKER_WRITE_FAILURES.labels(sink="mongo")._value.get() == before + 2

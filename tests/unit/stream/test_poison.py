@@ -9,9 +9,9 @@ import pytest
 from test_pipeline import RecordingModel, RecordingSinks
 
 from icecube_stream.config import Settings
+from icecube_stream.stream.messages import Incoming
 from icecube_stream.stream.pipeline import Pipeline
-from icecube_stream.stream.poison import INCOMPLETE, PREDICTED, corpus
-from icecube_stream.stream.sinks import Incoming
+from icecube_stream.tools.poison import INCOMPLETE, PREDICTED, corpus
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +22,7 @@ def test_each_poison_ends_once_as_the_corpus_says(make_batch, frame_codec) -> No
     poisons = corpus(make_batch([40, 3, 5, 2]), frame_codec, 10**9, 1 << 20, timeout_s)
     assert len({p.kind for p in poisons}) >= 25
     sinks = RecordingSinks()
-    pipeline = Pipeline(settings, RecordingModel(), sinks)  # type: ignore[arg-type]
+    pipeline = Pipeline(settings, RecordingModel(), sinks.destinations, sinks)
     acked = []
     for offset, poison in enumerate(poisons):
         if poison.after_s:  # what the worker's timer does meanwhile: release timed-out events

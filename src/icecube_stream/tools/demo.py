@@ -26,8 +26,8 @@ from icecube_stream.events.geometry import ICECUBE_GEOMETRY_ID
 from icecube_stream.model.registry import load_model
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.stack import manager
-from icecube_stream.stack.worker import predictions_written, wait_for_predictions
 from icecube_stream.stream import emitter, topics
+from icecube_stream.tools.waiting import predictions_written, wait_for_predictions
 
 Say = Callable[[str], None]
 TRAINING_EVENTS = 40_000

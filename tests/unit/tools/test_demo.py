@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from icecube_stream.config import Settings
-from icecube_stream.demo import summarise
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.physics.angles import angles_to_vector
+from icecube_stream.tools.demo import summarise
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from icecube_stream.stream.bench import percentiles, tree_cpu_seconds
+from icecube_stream.tools.bench import percentiles, tree_cpu_seconds
 
 pytestmark = pytest.mark.unit
 

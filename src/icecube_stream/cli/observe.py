@@ -1,5 +1,5 @@
-"""The observability commands of the CLI (`alerts`, `check-truth`), kept out of cli.py so the
-shared command module only registers them."""
+"""The observability commands, `alerts` and `check-truth`: thin wrappers over
+icecube_stream.observe."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from icecube_stream.cli.common import console
 from icecube_stream.stack.kafka import current_settings
-
-console = Console(stderr=True)
 
 
 def alerts_command(
@@ -59,6 +57,7 @@ def check_truth_command(
 ) -> None:
     """Compare live predictions with the data set's true directions; serve the angular error
     on /metrics (ICECUBE_CHECKER_METRICS_PORT) until Ctrl-C."""
+    from icecube_stream import metrics
     from icecube_stream.observe import checker
     from icecube_stream.observe.http import serve_metrics
 
@@ -68,7 +67,7 @@ def check_truth_command(
     except checker.TruthError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
-    if not serve_metrics(settings.host, settings.checker_metrics_port):
+    if not serve_metrics(settings.host, settings.checker_metrics_port, metrics.CHECKER_REGISTRY):
         console.print(f"[yellow]metrics port {settings.checker_metrics_port} busy[/yellow]")
     check = checker.TruthChecker(truth)
     console.print(f"checking predictions against {len(truth)} true directions; Ctrl-C stops")
@@ -83,8 +82,3 @@ def check_truth_command(
         checker.run(settings, check, stop, on_batch=show)
     except KeyboardInterrupt:
         stop.set()
-
-
-def register(app: typer.Typer) -> None:
-    app.command("alerts")(alerts_command)
-    app.command("check-truth")(check_truth_command)

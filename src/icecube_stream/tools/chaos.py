@@ -16,7 +16,7 @@ the faults come one after another:
 - the model server's answers replaced by 500s for a while (`fault_proxy.py` sits between it and
   the worker for the whole run);
 - a second worker joining and, a while later, leaving;
-- the poison corpus (`stream/poison.py`) written straight to the raw topic.
+- the poison corpus (`tools/poison.py`) written straight to the raw topic.
 Afterwards, per fault, over the events emitted from its start to the next one's: how many have
 no prediction (lost), MongoDB documents and predictions-topic records beyond one per event, dead
 letters by reason, and the seconds from the fault's end until the backlog (emitted but not yet
@@ -51,10 +51,10 @@ from icecube_stream.observe.lag import LagReader
 from icecube_stream.stack import kafka, manager, network, process
 from icecube_stream.stack.service import Service
 from icecube_stream.stream import topics
-from icecube_stream.stream.bench import delete_topics, free_port, private_pipeline
 from icecube_stream.stream.emitter import EmitReport, emit
-from icecube_stream.stream.fault_proxy import FaultProxy
-from icecube_stream.stream.poison import INCOMPLETE, PREDICTED, Poison, corpus
+from icecube_stream.tools.bench import delete_topics, free_port, private_pipeline
+from icecube_stream.tools.fault_proxy import FaultProxy
+from icecube_stream.tools.poison import INCOMPLETE, PREDICTED, Poison, corpus
 from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_codec, topic_specs
 
 Say = Callable[[str], None]

@@ -3,7 +3,7 @@
 Why code rather than hand-edited JSON: a dashboard export is ~1,000 lines of layout noise around
 a few dozen PromQL queries. Here the queries are the whole source, the layout is computed, every
 panel uses the same provisioned datasource uid, and a unit test fails when the checked-in JSON
-and this module disagree. Regenerate with `python -m icecube_stream.observe.dashboards`.
+and this module disagree. Regenerate with `python -m icecube_stream.tools.dashboards`.
 
 Queries use fixed windows ([1m], [5m]) and no dashboard variables, so the test suite can run
 every panel's query verbatim against a live Prometheus. Every selector names its `component`:

@@ -13,7 +13,7 @@ worker) on the live stack, then measures, on the same events:
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
 import time
 import uuid
@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
@@ -30,16 +31,14 @@ from pymongo import MongoClient
 from icecube_stream.config import Settings
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.stack import manager, process
-from icecube_stream.stack.worker import wait_for_predictions
 from icecube_stream.stream import emitter, topics
-from icecube_stream.stream.assembly import whole_events
-from icecube_stream.stream.model_client import request_frame
+from icecube_stream.stream.events import Events
+from icecube_stream.tools.waiting import wait_for_predictions
 from icecube_stream.wire.frame import encode_frame
 from icecube_stream.wire.topics import PREDICTIONS, PULSES, topic_codec
 
 COMPONENTS = ["model-server", "worker"]
 OCTETS = {"content-type": "application/octet-stream"}
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 Say = Callable[[str], None]
 
 
@@ -89,20 +88,12 @@ def percentiles(latencies_s: np.ndarray[Any, Any]) -> tuple[float, float]:
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its live descendants."""
-    total = 0
+    total = 0.0
     for member in process.descendants(pid):
-        stat = _stat_fields(member)
-        if stat:
-            total += int(stat[11]) + int(stat[12])
-    return total / CLOCK_TICKS
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state, ppid, ...)."""
-    try:
-        return (process.PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(member).cpu_times()
+            total += times.user + times.system
+    return total
 
 
 class Bench:
@@ -239,14 +230,14 @@ class Bench:
     def _naive_reference(self, batch: EventBatch, limit: int = 1000) -> float:
         """One blocking HTTP request per event, no batching: the design frames replace."""
         codec = topic_codec(PULSES, self.settings.topics_dir)
-        events = whole_events(take_events(batch, 0, min(limit, batch.n_events)))
+        events = Events.of_batch(take_events(batch, 0, min(limit, batch.n_events)))
         with httpx.Client(base_url=self.settings.model_server_url, timeout=30) as client:
             started = time.perf_counter()
-            for event in events:
-                body = encode_frame(request_frame([event]), codec)
-                response = client.post("/predict", content=body, headers=OCTETS)
+            for k in range(events.n_events):
+                one = events.take(np.array([k])).frame("bench", time.time_ns())
+                response = client.post("/predict", content=encode_frame(one, codec), headers=OCTETS)
                 response.raise_for_status()
-            return len(events) / (time.perf_counter() - started)
+            return events.n_events / (time.perf_counter() - started)
 
     def _inference_reference(self, batch: EventBatch) -> float:
         from icecube_stream.model.registry import load_model

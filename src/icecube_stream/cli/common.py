@@ -1,0 +1,23 @@
+"""What the command modules share: the console on stderr (stdout is kept for `--json` and
+tables) and the one table layout every figure-reporting command prints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], no_wrap: bool = False
+) -> None:
+    """A table of figures on stdout; `--json` variants print JSON instead."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=no_wrap)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)

@@ -1,0 +1,192 @@
+"""The event-data commands, `simulate`, `evaluate` and `stats`: thin wrappers over
+icecube_stream.events (imports stay inside the commands so `--help` does not pay for numpy and
+polars; torch and mlflow only load for `evaluate --model` other than linefit)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from icecube_stream.cli.common import print_table
+from icecube_stream.stack.kafka import current_settings
+
+if TYPE_CHECKING:
+    from icecube_stream.model.reconstructor import ModelReconstructor
+
+
+def simulate(
+    events: Annotated[int, typer.Option("--events", min=1, help="Triggered events to write.")],
+    out: Annotated[str, typer.Option("--out", help="Output directory (Kaggle layout).")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")] = 0,
+    first_event_id: Annotated[
+        int,
+        typer.Option(
+            help="Event ids count up from here; keep data sets sent to one pipeline apart."
+        ),
+    ] = 1,
+    geometry: Annotated[
+        str | None,
+        typer.Option(
+            "--geometry", help="Another detector's sensor_geometry.csv (default: IceCube's)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Events per batch_N.parquet file.")
+    ] = 200_000,
+) -> None:
+    """Simulate IceCube events and write them as a Kaggle-format data set (split `train`).
+
+    The detector is IceCube's real sensor geometry, shipped with the package; the data set's
+    sensor_geometry.csv records it, and with it the geometry identity that models check.
+    """
+    import time
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from icecube_stream.events.dataset import DatasetWriter
+    from icecube_stream.events.geometry import geometry_name, load_geometry
+    from icecube_stream.events.layout import EventDataError
+    from icecube_stream.events.simulator import Simulator
+
+    err = Console(stderr=True)
+    try:
+        detector = load_geometry(geometry)
+    except EventDataError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    simulator = Simulator(detector, seed=seed, first_event_id=first_event_id)
+    started = time.perf_counter()
+    with (
+        Progress(console=err, transient=False) as progress,
+        DatasetWriter(Path(out), detector, events_per_file=batch_size) as writer,
+    ):
+        task = progress.add_task("simulating", total=events)
+        for batch in simulator.iter_batches(events):
+            writer.append(batch)
+            progress.advance(task, batch.n_events)
+    seconds = time.perf_counter() - started
+    err.print(
+        f"{events} events in {seconds:.1f} s: {events / seconds:,.0f} events/s "
+        f"(simulation and writing, one process) -> {out}, geometry "
+        f"{geometry_name(detector.identity)}",
+        highlight=False,
+    )
+
+
+def evaluate_command(
+    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
+    model: Annotated[
+        str, typer.Option("--model", help="linefit, champion, or an MLflow model URI / directory.")
+    ] = "linefit",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
+    ] = None,
+) -> None:
+    """Angular error of a reconstructor on a data set with truth, overall and per event type."""
+    from rich.progress import Progress
+
+    from icecube_stream.events.dataset import EventDataset
+    from icecube_stream.events.evaluate import evaluate, get_reconstructor
+    from icecube_stream.events.layout import EventDataError
+
+    err = Console(stderr=True)
+    try:
+        reconstructor = (
+            get_reconstructor(model) if model == "linefit" else _model_reconstructor(model)
+        )
+        dataset = EventDataset(data)
+        total = dataset.scan_meta().select("event_id").collect().height
+        if max_events is not None:
+            total = min(total, max_events)
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task(f"evaluating {model}", total=total)
+            result = evaluate(
+                dataset.iter_batches(max_events=max_events),
+                reconstructor,
+                on_batch=lambda n: progress.advance(task, n),
+            )
+    except (EventDataError, ValueError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    summary = result.summary()
+    calibration = getattr(reconstructor, "calibration", None)
+    if calibration is not None:
+        summary["calibration"] = calibration(result.errors)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    print_table(
+        f"{model} on {data}",
+        ("events", "n", "mean angular error (rad)", "median (rad)"),
+        [
+            (name, str(figures["n_events"]), f"{figures['mean_angular_error']:.3f}",
+             f"{figures['median_angular_error']:.3f}")
+            for name, figures in [("all", summary), *summary["per_type"].items()]
+        ],
+    )  # fmt: skip
+    if "calibration" in summary:
+        cal = summary["calibration"]
+        Console().print(
+            f"calibration: {cal['fraction_within_1sigma']:.1%} of events within the predicted "
+            f"1 sigma (vMF expects {cal['expected_within_1sigma']:.1%}), "
+            f"{cal['fraction_within_2sigma']:.1%} within 2 sigma "
+            f"(expects {cal['expected_within_2sigma']:.1%})"
+        )
+
+
+def stats_command(
+    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
+    split: Annotated[str, typer.Option("--split", help="train or test.")] = "train",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    max_events: Annotated[
+        int | None, typer.Option("--max-events", min=1, help="Look at the first N events only.")
+    ] = 200_000,
+) -> None:
+    """Event statistics of a data set beside the ranges real IceCube events show."""
+    from rich.progress import Progress
+
+    from icecube_stream.events.dataset import EventDataset
+    from icecube_stream.events.geometry import geometry_name
+    from icecube_stream.events.layout import EventDataError
+    from icecube_stream.events.stats import compute_stats, stats_rows
+
+    err = Console(stderr=True)
+    try:
+        dataset = EventDataset(data, split=split)
+        with Progress(console=err, transient=True) as progress:
+            total = dataset.count_events()
+            if max_events is not None:
+                total = min(total, max_events) if total is not None else max_events
+            task = progress.add_task("reading", total=total)
+            stats = compute_stats(
+                dataset.iter_batches(max_events=max_events),
+                on_batch=lambda n: progress.advance(task, n),
+            ).as_dict()
+    except EventDataError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    stats["geometry_id"] = dataset.geometry.identity
+    if as_json:
+        typer.echo(json.dumps(stats))
+        return
+    print_table(
+        f"event statistics: {data}",
+        ("statistic", "this data set", "real events (reference)"),
+        stats_rows(stats),
+    )
+    if stats.get("event_types"):
+        Console().print(f"event types: {stats['event_types']}")
+    Console().print(f"geometry: {geometry_name(dataset.geometry.identity)}")
+
+
+def _model_reconstructor(model: str) -> ModelReconstructor:
+    """`evaluate --model` other than linefit: torch and mlflow load only here."""
+    from icecube_stream.model.reconstructor import ModelReconstructor
+    from icecube_stream.model.registry import load_model
+
+    return ModelReconstructor(load_model(model, current_settings()))

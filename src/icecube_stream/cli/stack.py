@@ -1,0 +1,124 @@
+"""`icecube-stream stack ...`: the local services as supervised processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from icecube_stream.cli.common import console, print_table
+from icecube_stream.stack.kafka import current_settings
+
+if TYPE_CHECKING:
+    from icecube_stream.stack.manager import ServiceStatus
+
+stack_app = typer.Typer(
+    help="The local stack of real services (Kafka, MongoDB wire, Prometheus, MLflow) run as "
+    "plain processes. Ports and directories come from ICECUBE_* environment variables.",
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+
+Only = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated services: kafka,mongo,prometheus,mlflow (default: all)."),
+]
+
+
+def _only(value: str | None) -> list[str] | None:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else None
+
+
+def _stack_call(call: Callable[[], T]) -> T:
+    """A stack failure as one red line and exit 1, not a traceback."""
+    from icecube_stream.stack.service import StackError
+
+    try:
+        return call()
+    except StackError as error:
+        console.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@stack_app.command("install")
+def stack_install(only: Only = None) -> None:
+    """Fetch or build the services (Kafka jars, FerretDB, Prometheus) into the cache; idempotent."""
+    from icecube_stream.stack import manager
+
+    _stack_call(lambda: manager.install(current_settings(), _only(only), report=console.print))
+
+
+@stack_app.command("up")
+def stack_up(
+    only: Only = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=4,
+            help="Kafka nodes (a KRaft cluster on this machine, node n on port 9092 + 2(n-1)); "
+            "fixed when the cluster's storage is first made. Topics then get 3 replicas and "
+            "need 2 in sync.",
+        ),
+    ] = None,
+    netns: Annotated[
+        bool | None,
+        typer.Option(
+            "--netns/--no-netns",
+            help="Each Kafka node in a network namespace of its own (10.77.0.n:9092), so `chaos` "
+            "can cut one off from the others and the clients. Needs root; fixed like --brokers.",
+        ),
+    ] = None,
+) -> None:
+    """Install what is missing, start the services and wait until each answers a health check."""
+    from icecube_stream.stack import manager
+
+    layout = {"kafka_brokers": brokers, "kafka_netns": netns}
+    asked = {key: value for key, value in layout.items() if value is not None}
+    settings = current_settings().model_copy(update=asked)
+    statuses = _stack_call(lambda: manager.up(settings, _only(only), report=console.print))
+    _print_status(statuses)
+
+
+@stack_app.command("down")
+def stack_down(only: Only = None) -> None:
+    """Stop exactly the processes `stack up` started (by pid file); nothing else is touched."""
+    from icecube_stream.stack import manager
+
+    _stack_call(lambda: manager.down(current_settings(), _only(only), report=console.print))
+
+
+@stack_app.command("status")
+def stack_status(
+    only: Only = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Each service with its endpoint, pid and health; exits 1 unless all are healthy."""
+    from icecube_stream.stack import manager
+
+    statuses = _stack_call(lambda: manager.status(current_settings(), _only(only)))
+    if as_json:
+        services = {
+            s.name: {"endpoint": s.endpoint, "pid": s.pid, "health": s.health} for s in statuses
+        }
+        typer.echo(json.dumps({"healthy": all(s.ok for s in statuses), "services": services}))
+    else:
+        _print_status(statuses)
+    if not all(s.ok for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(statuses: Sequence[ServiceStatus]) -> None:
+    colours = {"healthy": "green", "unhealthy": "red", "foreign": "yellow", "stopped": "dim"}
+    print_table(
+        f"local stack ({current_settings().state_dir})",
+        ("service", "endpoint", "pid", "health"),
+        [(s.name, s.endpoint, str(s.pid or "-"), f"[{colours[s.health]}]{s.health}[/]")
+         for s in statuses],
+        no_wrap=True,
+    )  # fmt: skip
+    console.print(f"logs: {current_settings().state_dir / 'logs'}")

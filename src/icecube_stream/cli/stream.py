@@ -1,0 +1,184 @@
+"""The streaming commands: `produce` (the emitter), `worker` (Faust), `predictions tail` and
+`dlq replay`, thin wrappers over icecube_stream.stream and the Faust app."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from icecube_stream.cli.common import console
+from icecube_stream.stack.kafka import current_settings
+
+#: `worker` hands every argument it does not know to Faust.
+FAUST_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+predictions_app = typer.Typer(help="Predictions on the `icecube.predictions` topic.")
+dlq_app = typer.Typer(
+    help="The dead-letter topic `icecube.pulses.dlq`: rejected input with its reason.",
+    no_args_is_help=True,
+)
+
+
+def produce_command(
+    data: Annotated[Path, typer.Option(help="Kaggle-layout data set (folder).")],
+    rate: Annotated[
+        float | None, typer.Option(help="Events per second (default: as fast as possible).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    loop: Annotated[bool, typer.Option(help="Start over at the end, until --limit.")] = False,
+    split: Annotated[str, typer.Option(help="train or test.")] = "train",
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep watching DATA/<split>/ for new batch files (move them in atomically); "
+            "archive each once Kafka acknowledged all its events; resume after a restart. "
+            "Files are known by their SHA-256, not their name: one sent in full before is "
+            "archived without resending.",
+        ),
+    ] = False,
+    archive: Annotated[
+        Path | None, typer.Option(help="Where --watch moves finished files [DATA/archive].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Send a data set's events to `icecube.pulses` as frames (acks=all, idempotent producer).
+
+    Exits 1 if any event was not acknowledged by Kafka.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from icecube_stream import metrics
+    from icecube_stream.events.dataset import EventDataset
+    from icecube_stream.events.layout import EventDataError
+    from icecube_stream.observe.http import serve_metrics
+    from icecube_stream.stream import emitter, topics
+    from icecube_stream.wire.topics import PULSES
+
+    settings = current_settings()
+    try:
+        topics.require_topics(settings, PULSES)
+        dataset = None if watch else EventDataset(data, split=split)
+    except (EventDataError, topics.TopicMissingError) as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    serve_metrics(settings.host, settings.emitter_metrics_port, metrics.EMITTER_REGISTRY)
+    if dataset is None:
+        from icecube_stream.stream.watcher import watch as watch_folder
+
+        console.print(f"watching {data / split} (Ctrl-C stops)")
+        with contextlib.suppress(KeyboardInterrupt):
+            watch_folder(settings, data, archive or data / "archive", split, rate,
+                         say=console.print)  # fmt: skip
+        return
+    total = limit if limit is not None else (None if loop else dataset.count_events())
+    with Progress(
+        TextColumn("producing"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), console=console, disable=as_json,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("produce", total=total, rate="")
+
+        def show(report: emitter.EmitReport, sent: int) -> None:
+            progress.update(task, completed=sent, rate=f"{report.events} acked")
+
+        report = emitter.emit(
+            settings, emitter.dataset_batches(dataset, limit, loop), rate_hz=rate, on_progress=show
+        )
+    summary = {
+        "events": report.events,
+        "frames": report.frames,
+        "bytes": report.bytes,
+        "failed_events": report.failed_events,
+        "unacknowledged_frames": report.unacknowledged_frames,
+        "seconds": round(report.seconds, 3),
+        "events_per_s": round(report.events_per_s, 1),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(
+            f"{report.events} events in {report.frames} frames to {settings.topic(PULSES)} "
+            f"in {report.seconds:.1f} s ({report.events_per_s:,.0f} events/s)"
+        )
+    if not report.ok:
+        console.print(
+            f"[red]error:[/red] {report.failed_events} events in failed frames, "
+            f"{report.unacknowledged_frames} frames unacknowledged"
+        )
+        raise typer.Exit(1)
+
+
+def worker_command(ctx: typer.Context) -> None:
+    """Run the Faust stream worker (same as `faust -A icecube_stream.app worker -l info`).
+
+    Extra arguments go to Faust, e.g. `icecube-stream worker --web-port 6067`.
+    """
+    import sys
+
+    from icecube_stream.app import app as faust_app
+
+    sys.argv = ["faust", "worker", "-l", "info", *ctx.args]
+    faust_app.main()
+
+
+@predictions_app.command("tail")
+def predictions_tail(
+    last: Annotated[int, typer.Option("--last", "-n", help="Show the newest N first.")] = 10,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the newest predictions (direction, uncertainty, model, latency); Ctrl-C stops."""
+    import math
+
+    from icecube_stream.stream.tail import tail
+
+    settings = current_settings()
+    try:
+        for record in tail(settings, last, follow):
+            if as_json:
+                typer.echo(json.dumps(record), nl=True)
+                continue
+            latency = (record["predicted_at_ns"] - record["emitted_at_ns"]) / 1e6
+            flags = f" [{','.join(record['flags'])}]" if record["flags"] else ""
+            typer.echo(
+                f"event {record['event_id']:>12}  az {math.degrees(record['azimuth']):6.1f}°  "
+                f"zen {math.degrees(record['zenith']):5.1f}°  "
+                f"±{math.degrees(record['angular_uncertainty']):5.1f}°  "
+                f"{record['model_name']} v{record['model_version']}  "
+                f"{record['n_pulses']:>5} pulses  {latency:7.1f} ms{flags}"
+            )
+    except KeyboardInterrupt:
+        pass
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch [all]."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Send dead-lettered messages back to the topic they came from, after fixing the cause.
+
+    Each record is re-sent once: a consumer group per reason remembers how far replay got, and
+    moves only after Kafka acknowledged every re-sent message. Exits 1 if any send failed.
+    """
+    from icecube_stream.stream.dlq import replay
+
+    report = replay(current_settings(), reason)
+    figures = {"replayed": report.replayed, "skipped": report.skipped,
+               "truncated": report.truncated, "failed": report.failed}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(figures))
+    else:
+        console.print(
+            f"{report.replayed} replayed, {report.skipped} of other reasons left, "
+            f"{report.truncated} stored truncated (cannot be replayed), {report.failed} failed"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
