@@ -221,13 +221,17 @@ def build_features(
     offsets: NDArray[np.int64],
     geometry: Geometry,
     config: FeatureConfig | None = None,
+    checked: bool = False,
 ) -> PulseFeatures:
-    """Features of every event in the batch; see the module docstring for the choices."""
+    """Features of every event in the batch; see the module docstring for the choices.
+    `checked`: the caller already ran the wire checks (wire.validation), which refuse what
+    validate_pulses would, so the model server validates once, not twice."""
     cfg = config or FeatureConfig()
     offsets = np.asarray(offsets, dtype=np.int64)
     sensor_id = np.asarray(sensor_id)
     auxiliary = np.asarray(auxiliary, dtype=bool)
-    validate_pulses(sensor_id, time, charge, auxiliary, offsets, geometry.n_sensors)
+    if not checked:
+        validate_pulses(sensor_id, time, charge, auxiliary, offsets, geometry.n_sensors)
     t_all = np.asarray(time, dtype=np.float64)
     q_all = np.asarray(charge, dtype=np.float64)
     pos_all = geometry.positions[sensor_id.astype(np.int64)]

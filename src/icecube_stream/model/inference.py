@@ -77,9 +77,10 @@ class DirectionModel:
         charge: NDArray[np.number],
         auxiliary: NDArray[np.bool_],
         offsets: NDArray[np.int64],
+        checked: bool = False,
     ) -> PulseFeatures:
         return build_features(
-            sensor_id, time, charge, auxiliary, offsets, self.geometry, self.features
+            sensor_id, time, charge, auxiliary, offsets, self.geometry, self.features, checked
         )
 
     def predict_features(self, features: PulseFeatures, chunk: int = INFERENCE_CHUNK) -> Prediction:
@@ -101,10 +102,12 @@ class DirectionModel:
         auxiliary: NDArray[np.bool_],
         offsets: NDArray[np.int64],
         chunk: int = INFERENCE_CHUNK,
+        checked: bool = False,
     ) -> Prediction:
-        """Events back to back (Kaggle columns + offsets) -> one prediction per event."""
+        """Events back to back (Kaggle columns + offsets) -> one prediction per event;
+        `checked` when they passed wire.validation's checks (see build_features)."""
         return self.predict_features(
-            self.featurize(sensor_id, time, charge, auxiliary, offsets), chunk
+            self.featurize(sensor_id, time, charge, auxiliary, offsets, checked), chunk
         )
 
     # ------------------------------------------------------------------ persistence

@@ -165,7 +165,8 @@ class ModelHolder:
     def predict(
         self, request: PulseFrame, served: ServedModel | None = None
     ) -> tuple[ServedModel, Prediction]:
-        """Directions from `served` (the snapshot the request was checked against), else current."""
+        """Directions for events that passed `check_events`, from `served` (the snapshot the
+        request was checked against), else the current model."""
         served = served or self._current
         if served is None:
             raise ModelNotReadyError(f"no model loaded yet ({self.last_error})")
@@ -177,6 +178,7 @@ class ModelHolder:
                 request.charge,
                 request.auxiliary,
                 request.offsets,
+                checked=True,  # by the app's check_events: validated once
             )
             metrics.MODEL_SERVER_INFERENCE_SECONDS.observe(time.perf_counter() - started)
         return served, prediction

@@ -102,9 +102,6 @@ class Events:
             tokens=tuple(self.tokens[k] for k in index.tolist()),
         )
 
-    def select(self, keep: NDArray[np.bool_]) -> Events:
-        return self.take(np.flatnonzero(keep))
-
     def frame(self, source: str, emitted_at_ns: int) -> PulseFrame:
         """These events as one frame of whole events: what the checks and the model server read."""
         n = self.n_events

@@ -191,7 +191,7 @@ class Pipeline:
                 [(batch.tokens[p.index], Rejection(p.reason, p.detail, p.event_id))
                  for p in verdict.problems]
             )  # fmt: skip
-            requests += self._requests(batch.select(verdict.passed))
+            requests += self._requests(batch, verdict.passed)
         results = await asyncio.gather(*(self._predict(request) for request in requests))
         answered = [pair for pairs, _ in results for pair in pairs]
         finished += [token for _, rejected in results for token in rejected]
@@ -200,20 +200,21 @@ class Pipeline:
         metrics.WORKER_EVENTS_IN_PROGRESS.dec(n_events)
         return finished
 
-    def _requests(self, batch: Events) -> list[Events]:
-        """Model requests of at most model_batch_events, each with each event id once (the
-        answer is keyed by it; a replayed event may come twice in one step): the first copy of
-        every id goes in the first round of requests, a second copy in the next."""
+    def _requests(self, batch: Events, passed: NDArray[np.bool_]) -> list[Events]:
+        """Model requests of the events that passed, at most model_batch_events each and with
+        each event id once (the answer is keyed by it; a replayed event may come twice in one
+        step): the first copy of every id goes in the first round of requests, a second copy in
+        the next. One copy of the arrays per request, none when it is the whole batch."""
         size = self.settings.model_batch_events
-        copy = _occurrence(batch.event_id)
-        rounds = (
-            [batch] if not copy.any() else [batch.select(copy == r) for r in range(copy.max() + 1)]
-        )
-        return [
-            part.take(np.arange(start, min(start + size, part.n_events)))
-            for part in rounds
-            for start in range(0, part.n_events, size)
-        ]
+        valid = np.flatnonzero(passed)
+        copy = _occurrence(batch.event_id[valid])
+        requests = []
+        for r in range(int(copy.max()) + 1 if valid.size else 0):
+            members = valid[copy == r]
+            for start in range(0, members.size, size):
+                chunk = members[start : start + size]
+                requests.append(batch if chunk.size == batch.n_events else batch.take(chunk))
+        return requests
 
     async def _predict(
         self, events: Events
