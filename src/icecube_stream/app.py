@@ -11,7 +11,6 @@ only wires the app, its agent, timers and pages.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -69,13 +68,6 @@ app.service(worker)  # type: ignore[arg-type]  # an instance: started with the a
 async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noack_take
     require_topics(settings, PREDICTIONS, DLQ)
     await worker.ready.wait()
-    slots = asyncio.Semaphore(settings.worker_concurrency)
-    steps: set[asyncio.Task[None]] = set()
-
-    def done(step: asyncio.Task[None]) -> None:
-        steps.discard(step)
-        slots.release()
-
     try:
         batches = stream.noack_take(settings.worker_take_messages, settings.worker_take_within_s)
         async for events in batches:
@@ -83,17 +75,11 @@ async def reconstruct(stream: Any) -> None:  # a faust.Stream; StreamT lacks noa
             # again from the committed offsets, so these copies are not ours to process.
             current = app.consumer_generation_id
             incoming = [_incoming(e) for e in events if e.message.generation_id == current]
-            for message in incoming:
-                worker.taken(message)
-            await slots.acquire()
-            step = asyncio.ensure_future(worker.run(incoming, stream.ack))
-            steps.add(step)
-            step.add_done_callback(done)
+            await worker.submit(incoming, stream.ack)  # registered in offset order
     except Exception as error:
         crash(error)
     finally:
-        for step in list(steps):
-            step.cancel()
+        await worker.cancel_steps()
 
 
 def _incoming(event: Any) -> Incoming:

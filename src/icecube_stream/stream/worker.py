@@ -62,6 +62,8 @@ class Worker(faust.Service):
         self._lag: LagReader | None = None
         self._lag_task: asyncio.Future[None] | None = None
         self._lag_checked = float("-inf")
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._steps: set[asyncio.Task[None]] = set()
 
     async def on_start(self) -> None:
         """Connect every sink, waiting out an outage; then the agent may take messages."""
@@ -78,14 +80,32 @@ class Worker(faust.Service):
         self.ready.set()
 
     async def on_stop(self) -> None:
+        """Steps first, then the clients they write with: nothing unfinished is acknowledged,
+        so what they held is read again by the next owner."""
         self.ready.clear()
+        await self.cancel_steps()
         await self.model.close()
         for sink in self.connected:
             await sink.stop()
 
-    def taken(self, message: Incoming) -> None:
-        """Register a message in the order it left the stream (offset order per partition)."""
-        self.ledger.taken(message.token, message.partition, message.offset)
+    async def submit(self, incoming: list[Incoming], ack: Ack) -> None:
+        """Run a step beside the others, once fewer than worker_concurrency run."""
+        for message in incoming:
+            self.ledger.taken(message.token, message.partition, message.offset)
+        await self._slots.acquire()
+        step = asyncio.ensure_future(self.run(incoming, ack))
+        self._steps.add(step)
+        step.add_done_callback(self._done)
+
+    def _done(self, step: asyncio.Task[None]) -> None:
+        self._steps.discard(step)
+        self._slots.release()
+
+    async def cancel_steps(self) -> None:
+        steps = list(self._steps)
+        for step in steps:
+            step.cancel()
+        await asyncio.gather(*steps, return_exceptions=True)
 
     async def run(self, incoming: list[Incoming], ack: Ack) -> None:
         """One step; acknowledges what it finished, in offset order per partition."""
