@@ -254,8 +254,10 @@ def test_the_emitter_killed_mid_file_resends_only_past_its_saved_progress(
         writer.append(batch)
     os.utime(root / "train" / "batch_1.parquet", (time.time() - 60, time.time() - 60))
     env = {**os.environ, **settings_env(pipeline), "ICECUBE_EMITTER_METRICS_PORT": str(free_port())}
+    # 7 s for the file at 200 Hz: the kill must come while it is sent, and the progress store's
+    # reads are slow on a loaded machine (a 3.5 s file was once over before the first read).
     command = [sys.executable, "-m", "icecube_stream", "produce", "--data", str(root), "--watch",
-               "--rate", "400"]  # fmt: skip
+               "--rate", "200"]  # fmt: skip
     progress = FileProgress(pipeline)
     key = FileProgress.key(root, FileIdentity.of(root / "train" / "batch_1.parquet").sha256)
 

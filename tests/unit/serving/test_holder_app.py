@@ -146,8 +146,8 @@ def test_a_non_finite_output_is_refused_by_name_not_answered_500(
     frame = make_frame((4, 3, 5))
     predict = tiny_model.predict
 
-    def nan_for_the_second(*arrays):  # type: ignore[no-untyped-def]
-        prediction = predict(*arrays)
+    def nan_for_the_second(*arrays, **options):  # type: ignore[no-untyped-def]
+        prediction = predict(*arrays, **options)
         prediction.direction[1] = np.nan
         return prediction
 
@@ -166,7 +166,7 @@ def test_a_non_finite_output_is_refused_by_name_not_answered_500(
 def test_a_500_shows_no_internal_detail(client, holder, tiny_model, codec, make_frame, monkeypatch):
     holder.reload()
 
-    def broken(*arrays):  # type: ignore[no-untyped-def]
+    def broken(*arrays, **options):  # type: ignore[no-untyped-def]
         raise OSError("/secret/path/model.pt: mongodb://user:pw@db/ unreachable")
 
     monkeypatch.setattr(tiny_model, "predict", broken)
