@@ -17,29 +17,27 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.stream.events import Events, Tokens
-from icecube_stream.wire.frame import PulseFrame
+from icecube_stream.wire.frame import PulseFrame, concat_frames, select_events
 from icecube_stream.wire.reasons import Reason
 
 
 @dataclass(frozen=True)
 class _Part:
-    """One part of a split event, as it came in one message."""
+    """One part of a split event, as it came in one message: a frame of that one entry."""
 
-    event_id: int
-    sensor_id: NDArray[np.int16]
-    time: NDArray[np.int64]
-    charge: NDArray[np.float32]
-    auxiliary: NDArray[np.bool_]
-    emitted_at_ns: int
+    pulses: PulseFrame
     token: Hashable
-    geometry_id: str | None
+
+    @property
+    def event_id(self) -> int:
+        return int(self.pulses.event_id[0])
 
 
 @dataclass
@@ -74,7 +72,7 @@ class Added(NamedTuple):
 def _digest(part: _Part, index: int, n_parts: int) -> bytes:
     """What identifies a part's content, to tell a copy from a reused event id."""
     digest = hashlib.blake2b(f"{index}/{n_parts}".encode(), digest_size=16)
-    for array in (part.sensor_id, part.time, part.charge):
+    for array in (part.pulses.sensor_id, part.pulses.time, part.pulses.charge):
         digest.update(array.tobytes())
     return digest.digest()
 
@@ -106,19 +104,8 @@ class Assembler:
         whole = wanted & (frame.n_parts == 1)
         added = Added([Events.whole(frame, token, whole)] if whole.any() else [], 0, [])
         duplicates = 0
-        offsets = frame.offsets
         for k in np.flatnonzero(wanted & ~whole).tolist():
-            lo, hi = int(offsets[k]), int(offsets[k + 1])
-            part = _Part(
-                event_id=int(frame.event_id[k]),
-                sensor_id=frame.sensor_id[lo:hi],
-                time=frame.time[lo:hi],
-                charge=frame.charge[lo:hi],
-                auxiliary=frame.auxiliary[lo:hi],
-                emitted_at_ns=frame.emitted_at_ns,
-                token=token,
-                geometry_id=frame.geometry_id,
-            )
+            part = _Part(select_events(frame, np.array([k], np.intp)), token)
             duplicates += self._add_part(
                 part, int(frame.part[k]), int(frame.n_parts[k]), now_ns, added
             )
@@ -188,15 +175,17 @@ class Assembler:
         self._done[event_id] = _Released(complete, pending.digests)
         while len(self._done) > self.remember:
             self._done.popitem(last=False)
+        joined = concat_frames([p.pulses for p in parts])
+        whole = replace(
+            joined,
+            event_id=joined.event_id[:1],
+            part=np.zeros(1, np.int32),
+            n_parts=np.ones(1, np.int32),
+            pulse_count=np.array([joined.time.size], np.int32),
+        )
         return Events(
-            geometry_id=parts[0].geometry_id,
-            event_id=np.array([event_id], np.int64),
-            pulse_count=np.array([sum(p.time.size for p in parts)], np.int32),
-            sensor_id=np.concatenate([p.sensor_id for p in parts]),
-            time=np.concatenate([p.time for p in parts]),
-            charge=np.concatenate([p.charge for p in parts]),
-            auxiliary=np.concatenate([p.auxiliary for p in parts]),
-            emitted_at_ns=np.array([max(p.emitted_at_ns for p in parts)], np.int64),
+            whole,
+            emitted_at_ns=np.array([max(p.pulses.emitted_at_ns for p in parts)], np.int64),
             complete=np.array([complete]),
             tokens=(tuple(p.token for p in parts),),  # one per part: one entry each
         )

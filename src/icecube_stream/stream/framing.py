@@ -40,6 +40,11 @@ def frames_from_batch(
         start = stop
 
 
+def batch_frame(batch: EventBatch, source: str) -> PulseFrame:
+    """All of a batch's events as one frame of whole events, however large (in-process use)."""
+    return _frame(batch, source, slice(0, batch.n_events))
+
+
 def _split_event(
     batch: EventBatch, index: int, source: str, max_pulses: int
 ) -> Iterator[PulseFrame]:

@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -159,7 +159,7 @@ class Bench:
     def _warm_up(self) -> None:
         """A few events through first, so connections and the first model call are not timed."""
         warm = take_events(self.events, 0, 64)
-        warm = EventBatch(**{**warm.__dict__, "event_id": warm.event_id - 10**12})
+        warm = replace(warm, event_id=warm.event_id - 10**12)
         self.warm_up_events = 0
         emitter.emit(self.settings, [("bench-warm-up", warm)])
         self._wait_written(warm.n_events, timeout_s=120)

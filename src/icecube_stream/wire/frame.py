@@ -9,6 +9,7 @@ refuse it; frames of the first schema version have none (None: "unknown").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,20 +51,56 @@ class PulseFrame:
         return replace(self, emitted_at_ns=emitted_at_ns)
 
 
-def select_events(frame: PulseFrame, keep: NDArray[np.bool_]) -> PulseFrame:
-    """The events of a frame where keep is True, with their pulses, in order."""
-    pulses = np.repeat(keep, frame.pulse_count)
+def select_events(frame: PulseFrame, which: NDArray[np.bool_] | NDArray[np.intp]) -> PulseFrame:
+    """The events where a mask is True, or at the given positions in their order, with their
+    pulses."""
+    if which.dtype == np.bool_:
+        pulses = np.repeat(which, frame.pulse_count)
+    else:
+        offsets = frame.offsets
+        pulses = _ranges(offsets[which], offsets[which + 1])
     return replace(
         frame,
-        event_id=frame.event_id[keep],
-        part=frame.part[keep],
-        n_parts=frame.n_parts[keep],
-        pulse_count=frame.pulse_count[keep],
+        event_id=frame.event_id[which],
+        part=frame.part[which],
+        n_parts=frame.n_parts[which],
+        pulse_count=frame.pulse_count[which],
         sensor_id=frame.sensor_id[pulses],
         time=frame.time[pulses],
         charge=frame.charge[pulses],
         auxiliary=frame.auxiliary[pulses],
     )
+
+
+def concat_frames(frames: Sequence[PulseFrame]) -> PulseFrame:
+    """Frames of one geometry back to back (source and time from the first): one copy of each
+    column, however many frames."""
+    if len(frames) == 1:
+        return frames[0]
+    geometries = {f.geometry_id for f in frames}
+    if len(geometries) != 1:
+        raise ValueError(f"frames of several geometries: {sorted(map(str, geometries))}")
+    return replace(
+        frames[0],
+        event_id=np.concatenate([f.event_id for f in frames]),
+        part=np.concatenate([f.part for f in frames]),
+        n_parts=np.concatenate([f.n_parts for f in frames]),
+        pulse_count=np.concatenate([f.pulse_count for f in frames]),
+        sensor_id=np.concatenate([f.sensor_id for f in frames]),
+        time=np.concatenate([f.time for f in frames]),
+        charge=np.concatenate([f.charge for f in frames]),
+        auxiliary=np.concatenate([f.auxiliary for f in frames]),
+    )
+
+
+def _ranges(starts: NDArray[np.int64], stops: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Every index in [start, stop) for each pair, back to back."""
+    lengths = stops - starts
+    if lengths.size == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(lengths)
+    shift: NDArray[np.int64] = np.repeat(starts - (ends - lengths), lengths)
+    return np.arange(int(ends[-1]), dtype=np.int64) + shift
 
 
 def encode_frame(frame: PulseFrame, codec: AvroCodec) -> bytes:

@@ -26,9 +26,9 @@ def each(ready: list[Events]) -> list[One]:
     """The released events one by one, to check them event by event."""
     out = []
     for events in ready:
-        offsets = events.offsets
+        offsets = events.pulses.offsets
         for k in range(events.n_events):
-            time = events.time[offsets[k] : offsets[k + 1]]
+            time = events.pulses.time[offsets[k] : offsets[k + 1]]
             out.append(One(int(events.event_id[k]), int(events.pulse_count[k]), time,
                            bool(events.complete[k]), events.tokens[k]))  # fmt: skip
     return out
@@ -39,7 +39,7 @@ def test_whole_events_pass_straight_through(make_batch) -> None:
     frame = next(frames_from_batch(batch, "b", 10, 100))
     ready, duplicates, refused = Assembler(SECOND).add(frame, token="m0", now_ns=0)
     assert duplicates == 0 and refused == []
-    assert len(ready) == 1 and np.shares_memory(ready[0].time, frame.time)  # no copy
+    assert len(ready) == 1 and np.shares_memory(ready[0].pulses.time, frame.time)  # no copy
     events = each(ready)
     assert [e.event_id for e in events] == [1000, 1001, 1002]
     assert [e.n_pulses for e in events] == [3, 4, 5]

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -43,7 +45,7 @@ def test_encode_decode_round_trip(make_batch, frame_codec: AvroCodec) -> None:
 
 
 def corrupt(frame: PulseFrame, **changes: object) -> PulseFrame:
-    return PulseFrame(**{**frame.__dict__, **changes})  # type: ignore[arg-type]
+    return replace(frame, **changes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,11 @@ import hashlib
 import time
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
-
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.messages import Incoming, Rejection
 from icecube_stream.stream.sinks import FatalKafkaError
-from icecube_stream.stream.sinks.kafka import NEVER_SUCCEEDS, producer
+from icecube_stream.stream.sinks.kafka import NEVER_SUCCEEDS, KafkaSink
 from icecube_stream.wire.topics import DLQ, topic_specs
 
 #: Bytes of each free-text DLQ header (details, event ids): bounded so that a message refused for
@@ -63,31 +61,16 @@ def dlq_headers(
     return headers
 
 
-class DeadLetters:
+class DeadLetters(KafkaSink):
     def __init__(self, settings: Settings) -> None:
+        max_bytes = topic_specs(settings.topics_dir)[DLQ].config.get("max.message.bytes")
+        self.max_bytes = int(max_bytes or 1_048_576)
+        super().__init__(settings, max_request_size=self.max_bytes)
         self.topic = settings.topic(DLQ)
-        self.max_bytes = int(
-            topic_specs(settings.topics_dir)[DLQ].config.get("max.message.bytes", 1_048_576)
-        )
-        self.settings = settings
-        self.producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        """Connect (the client needs the running loop); safe to call again after a failure."""
-        if self.producer is None:
-            started = producer(self.settings, max_request_size=self.max_bytes)
-            await started.start()
-            self.producer = started
-
-    async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
 
     async def dead_letter(self, message: Incoming, rejections: Sequence[Rejection]) -> None:
         """One record per message: its original key and bytes (truncated, with their length
         and SHA-256 in headers, when they would not fit) and every reason it was refused for."""
-        if self.producer is None:
-            raise RuntimeError("DeadLetters.dead_letter before start")
         value = message.value
         if len(value) + len(message.key or b"") > self.max_bytes - DLQ_OVERHEAD:
             value = value[: max(0, self.max_bytes - DLQ_OVERHEAD - len(message.key or b""))]

@@ -36,30 +36,42 @@ def producer(settings: Settings, max_request_size: int = 1_048_576) -> AIOKafkaP
     )
 
 
-class KafkaPredictions:
+class KafkaSink:
+    """A sink writing to one topic with a producer of its own, connected at start (the client
+    needs the running loop); start is safe to call again after a failure."""
+
+    def __init__(self, settings: Settings, max_request_size: int = 1_048_576) -> None:
+        self.settings = settings
+        self.max_request_size = max_request_size
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self._producer is None:
+            started = producer(self.settings, self.max_request_size)
+            await started.start()
+            self._producer = started
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError(f"{type(self).__name__} used before start")
+        return self._producer
+
+
+class KafkaPredictions(KafkaSink):
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.topic = settings.topic(PREDICTIONS)
         self.codec = topic_codec(PREDICTIONS, settings.topics_dir)
-        self.settings = settings
-        self.producer: AIOKafkaProducer | None = None
-
-    async def start(self) -> None:
-        """Connect (the client needs the running loop); safe to call again after a failure."""
-        if self.producer is None:
-            started = producer(self.settings)
-            await started.start()
-            self.producer = started
-
-    async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
 
     async def write(self, records: list[dict[str, Any]]) -> None:
         """Raises if any delivery failed (the caller retries all)."""
-        if self.producer is None:
-            raise RuntimeError("KafkaPredictions.write before start")
         deliveries: list[Awaitable[object]] = []
         for record in records:
             value = self.codec.encode(record)
