@@ -41,6 +41,13 @@ app = faust.App(
     # A worker killed without a goodbye holds its partitions until this runs out.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
+    # A request to a broker cut off (not dead) hangs until this runs out, heartbeats and
+    # commits to the group coordinator included: at Faust's 90 s the group stood still that
+    # long after a 30 s partition. At 20 s the consumer finds the new leaders and coordinator
+    # the controller chose (it fences an unreachable node after 9 s); a rebalance waits at
+    # most 15 s for members, so the broker answers a join before the request gives up.
+    broker_request_timeout=20.0,
+    broker_rebalance_timeout=15.0,
     # A rebalance or shutdown must not wait for unfinished messages to be acknowledged: during
     # a model server outage that is never, and a split event's held parts wait for parts the
     # paused consumer will not deliver. Unfinished messages are simply not committed, and the

@@ -59,12 +59,27 @@ def cluster(champion: tuple[Settings, Any], tmp_path: Path) -> Iterator[Settings
         network.remove(settings)
 
 
+def print_worker_warnings(log: Path, limit: int = 300) -> None:
+    """The worker's warnings and errors, less the refused connections to a dead node: pytest
+    shows them only when the test fails, as the worker's side of the story."""
+    noise = ("Unable connect to node", "NodeNotReadyError", "Connect to ipv4")
+    lines = [
+        line.rstrip()
+        for line in log.read_text(errors="replace").splitlines()
+        if ("[WARNING]" in line or "[ERROR]" in line) and not any(n in line for n in noise)
+    ]
+    print(f"worker log {log}, {len(lines)} warnings and errors, the last {limit}:")
+    print("\n".join(lines[-limit:]))
+
+
 def test_one_broker_of_three_killed_or_cut_off_loses_nothing_and_stops_nothing(
     cluster: Settings, events: EventBatch
 ) -> None:
     assert [s.health for s in manager.status(cluster, ["kafka"])] == ["healthy"] * 3
     pool = take_events(events, 0, 3000)
-    outcome = Chaos(cluster, pool, lambda _: None).run(BROKER_FAULTS, RATE_HZ)
+    chaos = Chaos(cluster, pool, lambda _: None)
+    outcome = chaos.run(BROKER_FAULTS, RATE_HZ)
+    print_worker_warnings(manager.select(chaos.worker, ["worker"])[0].log_path)
     table = "\n".join(str(r.as_dict()) for r in outcome.rows)
     killed, cut_off = outcome.rows
     assert killed.fault == "one of 3 Kafka brokers SIGKILL, 30 s", table
