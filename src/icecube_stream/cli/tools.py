@@ -16,19 +16,22 @@ from icecube_stream.stack.kafka import current_settings
 def bench_command(
     events: Annotated[int, typer.Option(help="Simulated events (half for each phase).")] = 20_000,
     rate: Annotated[float, typer.Option(help="Offered rate of the latency phase, Hz.")] = 2700.0,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of every measurement.")] = 3,
     data: Annotated[
         Path | None, typer.Option(help="Use this Kaggle-layout data set instead of simulating.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """End-to-end throughput and latency on this machine, beside raw Kafka, in-process inference
-    and one-HTTP-call-per-event, with CPU seconds per component. Needs `stack up` and a champion.
+    """End-to-end throughput, latency and the sustainable rate on this machine, beside in-process
+    inference of the same events, raw Kafka and one-HTTP-call-per-event, with CPU seconds per
+    component; every figure over several rounds (min / median / max). Needs `stack up` and a
+    champion. Takes a few minutes per round.
     """
     from icecube_stream.events.batch import concat_batches
     from icecube_stream.events.dataset import EventDataset
     from icecube_stream.events.geometry import icecube_geometry
     from icecube_stream.events.simulator import Simulator
-    from icecube_stream.tools.bench import Bench
+    from icecube_stream.tools.bench import Bench, summary
 
     def say(message: str) -> None:
         if not as_json:
@@ -39,21 +42,16 @@ def bench_command(
     else:
         say(f"simulating {events:,} events")
         batch = concat_batches(list(Simulator(icecube_geometry(), seed=7).iter_batches(events)))
-    result = Bench(current_settings(), batch, say).run(rate).as_dict()
+    results = [r.as_dict() for r in Bench(current_settings(), batch, say).run(rate, rounds)]
+    figures = summary(results)
     if as_json:
-        typer.echo(json.dumps(result))
+        typer.echo(json.dumps({"rounds": results, "summary": figures}))
         return
-    rows = [
-        ("end-to-end throughput (events/s)", f"{result['throughput_eps']:,.0f}"),
-        (f"latency p50 at {rate:,.0f} Hz (s)", f"{result['latency_p50_s']:.3f}"),
-        (f"latency p99 at {rate:,.0f} Hz (s)", f"{result['latency_p99_s']:.3f}"),
-        ("lost / duplicated", f"{result['lost']} / {result['duplicated']}"),
-        *[(f"limit: {k} (events/s)", f"{v:,.0f}") for k, v in result["reference"].items()],
-        ("speed-up over one HTTP call per event", f"{result['speedup_over_naive']}x"),
-        *[(f"CPU s per 1,000 events: {k}", f"{v:.3f}")
-          for k, v in result["cpu_s_per_1000_events"].items()],
-    ]  # fmt: skip
-    print_table(f"bench: {result['events']:,} events on this machine", ("measure", "value"), rows)
+    print_table(
+        f"bench: {rounds} rounds of {batch.n_events:,} events at {rate:,.0f} Hz on this machine",
+        ("measure", "min", "median", "max"),
+        [(name, *map(_figure, values)) for name, values in figures.items()],
+    )
 
 
 def chaos_command(
@@ -145,3 +143,7 @@ def demo_command(
     settings = current_settings()
     summary = demo.run(settings, workdir, events, rate, say=console.print)
     typer.echo("\n".join(summary.lines(settings)))
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"

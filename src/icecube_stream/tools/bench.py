@@ -8,7 +8,14 @@ worker) on the live stack, then measures, on the same events:
   MongoDB;
 - the reference limits: raw Kafka produce + consume of the same frames, in-process inference of
   the same events, and the naive design (one synchronous HTTP call per event, no batching);
+- the sustainable rate: the highest offered rate, on a ladder of steps a quarter apart, whose
+  p99 stayed within 1 s, and so the headroom at the offered rate;
 - where the CPU goes: CPU seconds per component per 1,000 events during the throughput run.
+
+Machines of one kind differ in speed, so the goals are ratios taken within one round: end to end
+over in-process inference of the same events, and events per CPU-second of the whole pipeline.
+Each round is repeated (three by default) on the same private pipeline; the summary gives the
+minimum, median and maximum of every figure.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.events.batch import EventBatch, take_events
+from icecube_stream.events.batch import EventBatch, concat_batches, take_events
 from icecube_stream.stack import manager, process
 from icecube_stream.stream import emitter, topics
 from icecube_stream.stream.events import Events
@@ -42,13 +49,24 @@ OCTETS = {"content-type": "application/octet-stream"}
 Say = Callable[[str], None]
 
 
+#: The latency a rate must keep, at p99, to count as sustained.
+SUSTAINED_P99_S = 1.0
+#: Rates tried in the search for the sustainable one are this factor apart.
+LADDER_FACTOR = 1.25
+#: Ids of reused events are shifted by multiples of this, so that every sent event is new.
+ID_SHIFT = 10**12
+
+
 @dataclass
 class BenchResult:
+    """One round's figures."""
+
     events: int
     offered_rate_hz: float
     throughput_eps: float
     latency_p50_s: float
     latency_p99_s: float
+    sustainable_rate_hz: float
     lost: int
     duplicated: int
     kafka_eps: float
@@ -56,27 +74,51 @@ class BenchResult:
     naive_http_eps: float
     cpu_s_per_1000_events: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def events_per_cpu_s(self) -> float:
+        """Events per CPU-second of every component together (Kafka, MongoDB, model server,
+        worker and emitter) during the throughput run."""
+        total = sum(self.cpu_s_per_1000_events.values())
+        return 1000 / total if total else float("nan")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "events": self.events,
             "offered_rate_hz": self.offered_rate_hz,
             "throughput_eps": round(self.throughput_eps, 1),
+            "inference_in_process_eps": round(self.inference_eps, 1),
+            "end_to_end_over_inference": round(self.throughput_eps / self.inference_eps, 3),
+            "events_per_cpu_s": round(self.events_per_cpu_s, 1),
             "latency_p50_s": round(self.latency_p50_s, 4),
             "latency_p99_s": round(self.latency_p99_s, 4),
+            "sustainable_rate_hz": round(self.sustainable_rate_hz),
+            "headroom": round(self.sustainable_rate_hz / self.offered_rate_hz, 2),
             "lost": self.lost,
             "duplicated": self.duplicated,
             "reference": {
                 "kafka_produce_consume_eps": round(self.kafka_eps, 1),
-                "inference_in_process_eps": round(self.inference_eps, 1),
                 "naive_http_per_event_eps": round(self.naive_http_eps, 1),
             },
-            "speedup_over_naive": round(self.throughput_eps / self.naive_http_eps, 1)
-            if self.naive_http_eps
-            else None,
             "cpu_s_per_1000_events": {
                 k: round(v, 3) for k, v in self.cpu_s_per_1000_events.items()
             },
         }
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """Minimum, median and maximum of every figure over the rounds (nested ones as "a.b")."""
+    values: dict[str, list[float]] = {}
+
+    def collect(prefix: str, figures: dict[str, Any]) -> None:
+        for name, value in figures.items():
+            if isinstance(value, dict):
+                collect(f"{prefix}{name}.", value)
+            elif name not in ("events", "offered_rate_hz"):
+                values.setdefault(prefix + name, []).append(float(value))
+
+    for figures in rounds:
+        collect("", figures)
+    return {name: (min(v), float(np.median(v)), max(v)) for name, v in values.items()}
 
 
 def percentiles(latencies_s: np.ndarray[Any, Any]) -> tuple[float, float]:
@@ -97,49 +139,64 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, settings: Settings, events: EventBatch, say: Say) -> None:
+    def __init__(
+        self, settings: Settings, events: EventBatch, say: Say, step_s: float = 8.0
+    ) -> None:
         self.base = settings
         self.say = say
         self.events = events
+        self.step_s = step_s  # length of each step of the sustainable-rate search
         self.settings = private_pipeline(settings, "bench")
         self.mongo: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
         self.collection = self.mongo[settings.mongo_database][self.settings.mongo_collection]
-        self.sent_accepted = 0  # predictions the phases so far should have written
+        self.expected: set[int] = set()  # ids of every accepted event sent
+        self.reuses = 0
 
-    def run(self, rate_hz: float) -> BenchResult:
-        n, half = self.events.n_events, self.events.n_events // 2
-        fast, paced = take_events(self.events, 0, half), take_events(self.events, half, n)
-        # Events over the pulse limit go to the dead-letter topic by design, not to MongoDB.
-        self.expected = set(self.events.event_id[self.accepted(self.events)].tolist())
+    def run(self, rate_hz: float, rounds: int = 3) -> list[BenchResult]:
+        """Every round on one private pipeline, started once and removed at the end."""
         topics.apply(self.settings)
         self.say("starting a private model server and worker")
         manager.up(self.settings, COMPONENTS, report=lambda _: None)
         try:
-            self._warm_up()
-            # Latency first, on a warm and quiet pipeline: right after the throughput burst the
-            # database and the broker are still catching up on background work.
-            self.say(f"latency: {paced.n_events} events offered at {rate_hz:,.0f} Hz")
-            p50, p99 = self._latency(paced, rate_hz)
-            self.say(f"  p50 {p50:.3f} s, p99 {p99:.3f} s")
-            self.say(f"throughput: {fast.n_events} events as fast as possible")
-            throughput, cpu = self._throughput(fast)
-            self.say(f"  {throughput:,.0f} events/s end to end")
-            lost, duplicated = self._completeness()
-            self.say("reference: raw Kafka, in-process inference, one HTTP call per event")
-            kafka_eps = self._kafka_reference(fast)
-            naive_eps = self._naive_reference(fast)
+            self._send(self._fresh(take_events(self.events, 0, 64)))  # not timed: warm-up
+            results = []
+            for number in range(1, rounds + 1):
+                self.say(f"round {number} of {rounds}")
+                results.append(self._round(rate_hz))
+            return results
         finally:
             manager.down(self.settings, COMPONENTS, report=lambda _: None)
             self.collection.drop()
             self.mongo.close()
             delete_topics(self.settings)
+
+    def _round(self, rate_hz: float) -> BenchResult:
+        n, half = self.events.n_events, self.events.n_events // 2
+        fast = self._fresh(take_events(self.events, 0, half))
+        paced = self._fresh(take_events(self.events, half, n))
+        # Latency first, on a warm and quiet pipeline: right after the throughput burst the
+        # database and the broker are still catching up on background work.
+        self.say(f"  latency: {paced.n_events:,} events offered at {rate_hz:,.0f} Hz")
+        p50, p99 = self._latency(paced, rate_hz)
+        self.say(f"    p50 {p50:.3f} s, p99 {p99:.3f} s")
+        self.say(f"  throughput: {fast.n_events:,} events as fast as possible")
+        throughput, cpu = self._throughput(fast)
+        self.say(f"    {throughput:,.0f} events/s end to end")
+        sustainable = self._sustainable(take_events(self.events, half, n), rate_hz)
+        self.say(f"    sustainable rate {sustainable:,.0f} Hz")
+        lost, duplicated = self._completeness()
+        # The pipeline idles meanwhile: everything sent is written.
+        self.say("  reference: in-process inference, raw Kafka, one HTTP call per event")
         inference_eps = self._inference_reference(fast)
+        kafka_eps = self._kafka_reference(fast)
+        naive_eps = self._naive_reference(fast)
         return BenchResult(
-            events=self.events.n_events,
+            events=n,
             offered_rate_hz=rate_hz,
             throughput_eps=throughput,
             latency_p50_s=p50,
             latency_p99_s=p99,
+            sustainable_rate_hz=sustainable,
             lost=lost,
             duplicated=duplicated,
             kafka_eps=kafka_eps,
@@ -151,37 +208,60 @@ class Bench:
     def accepted(self, batch: EventBatch) -> np.ndarray[Any, Any]:
         return batch.pulse_counts <= self.settings.max_event_pulses
 
-    def _sent(self, batch: EventBatch) -> int:
-        """Predictions expected once `batch` is through, counting the phases before it."""
-        self.sent_accepted += int(self.accepted(batch).sum())
-        return self.sent_accepted
+    def _fresh(self, batch: EventBatch) -> EventBatch:
+        """Events of the data set under ids never sent before: every round and step sends new
+        events (pass the data set's own events, whose ids are below ID_SHIFT)."""
+        self.reuses += 1
+        return replace(batch, event_id=batch.event_id + self.reuses * ID_SHIFT)
 
-    def _warm_up(self) -> None:
-        """A few events through first, so connections and the first model call are not timed."""
-        warm = take_events(self.events, 0, 64)
-        warm = replace(warm, event_id=warm.event_id - 10**12)
-        self.warm_up_events = 0
-        emitter.emit(self.settings, [("bench-warm-up", warm)])
-        self._wait_written(warm.n_events, timeout_s=120)
-        self.warm_up_events = warm.n_events
+    def _send(self, batch: EventBatch, rate_hz: float | None = None) -> None:
+        """Emit and wait until every accepted event has its prediction in MongoDB."""
+        self._emit(batch, rate_hz)
+        wait_for_predictions(self.settings, len(self.expected), timeout_s=600)
+
+    def _emit(self, batch: EventBatch, rate_hz: float | None = None) -> None:
+        self.expected |= set(batch.event_id[self.accepted(batch)].tolist())
+        emitter.emit(self.settings, [("bench", batch)], rate_hz=rate_hz)
 
     def _throughput(self, batch: EventBatch) -> tuple[float, dict[str, float]]:
         groups = self._process_groups()
         before = {name: tree_cpu_seconds(pid) for name, pid in groups.items()}
         own_before = time.process_time()
-        emitter.emit(self.settings, [("bench", batch)])
+        self._emit(batch)
         own = time.process_time() - own_before
-        self._wait_written(self._sent(batch), timeout_s=600)
+        wait_for_predictions(self.settings, len(self.expected), timeout_s=600)
         cpu = {name: tree_cpu_seconds(pid) - before[name] for name, pid in groups.items()}
         cpu["emitter"] = own
         emitted, written = self._timestamps(batch)
         return batch.n_events / ((written.max() - emitted.min()) / 1e9), cpu
 
     def _latency(self, batch: EventBatch, rate_hz: float) -> tuple[float, float]:
-        emitter.emit(self.settings, [("bench", batch)], rate_hz=rate_hz)
-        self._wait_written(self._sent(batch), timeout_s=600)
+        self._send(batch, rate_hz)
         emitted, written = self._timestamps(batch)
         return percentiles((written - emitted) / 1e9)
+
+    def _sustainable(self, events: EventBatch, start_hz: float) -> float:
+        """The highest rate on a ladder through start_hz (factor LADDER_FACTOR) whose p99 stayed
+        within SUSTAINED_P99_S over step_s seconds of traffic: up from start_hz while it holds
+        (to 16 times start_hz at most), down while it does not (0 below a sixteenth of it)."""
+
+        def holds(rate_hz: float) -> bool:
+            size = max(1, int(rate_hz * self.step_s))
+            copies = [self._fresh(events) for _ in range(size // events.n_events + 1)]
+            p99 = self._latency(take_events(concat_batches(copies), 0, size), rate_hz)[1]
+            self.say(f"    {rate_hz:,.0f} Hz for {self.step_s:g} s: p99 {p99:.3f} s")
+            return p99 <= SUSTAINED_P99_S
+
+        rate = start_hz
+        if holds(rate):
+            while rate < 16 * start_hz and holds(rate * LADDER_FACTOR):
+                rate *= LADDER_FACTOR
+            return rate
+        while rate > start_hz / 16:
+            rate /= LADDER_FACTOR
+            if holds(rate):
+                return rate
+        return 0.0
 
     def _timestamps(self, batch: EventBatch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         ids = batch.event_id.tolist()
@@ -191,9 +271,6 @@ class Bench:
         emitted = np.array([d["emitted_at_ns"] for d in documents], np.int64)
         written = np.array([d["written_at_ns"] for d in documents], np.int64)
         return emitted, written
-
-    def _wait_written(self, expected: int, timeout_s: float) -> None:
-        wait_for_predictions(self.settings, self.warm_up_events + expected, timeout_s)
 
     def _completeness(self) -> tuple[int, int]:
         """Events without a prediction document, and extra prediction records on the topic."""
@@ -218,7 +295,8 @@ class Bench:
         topics.apply(scratch)
         started = time.perf_counter()
         report = emitter.emit(scratch, [("bench-raw", batch)])
-        consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": "bench-raw",
+        group = f"bench-raw-{uuid.uuid4().hex[:8]}"
+        consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": group,
                              "auto.offset.reset": "earliest"})  # fmt: skip
         consumer.subscribe([scratch.topic(PULSES)])
         received = 0
