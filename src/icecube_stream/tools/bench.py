@@ -256,10 +256,10 @@ class Bench:
 
         rate = start_hz
         if holds(rate):
-            while rate < 16 * start_hz and holds(rate * LADDER_FACTOR):
+            while rate * LADDER_FACTOR <= 16 * start_hz and holds(rate * LADDER_FACTOR):
                 rate *= LADDER_FACTOR
             return rate
-        while rate > start_hz / 16:
+        while rate / LADDER_FACTOR >= start_hz / 16:
             rate /= LADDER_FACTOR
             if holds(rate):
                 return rate
