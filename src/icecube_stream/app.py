@@ -48,6 +48,11 @@ app = faust.App(
     # most 15 s for members, so the broker answers a join before the request gives up.
     broker_request_timeout=20.0,
     broker_rebalance_timeout=15.0,
+    # aiokafka looks up a partition's start offset (ListOffsets) at the leader its metadata
+    # names and, answered "not leader", retries every 100 ms without refreshing that metadata:
+    # after a partition healed, a worker whose metadata came from the returning node stalled
+    # until the periodic refresh, 5 minutes by default. Refreshing every 10 s bounds the stall.
+    consumer_metadata_max_age_ms=10_000,
     # A rebalance or shutdown must not wait for unfinished messages to be acknowledged: during
     # a model server outage that is never, and a split event's held parts wait for parts the
     # paused consumer will not deliver. Unfinished messages are simply not committed, and the

@@ -93,6 +93,11 @@ def test_cluster_id_is_16_bytes_url_safe_base64() -> None:
         assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
+def test_cluster_id_never_reads_as_an_option() -> None:
+    # 1 in 64 random ids starts with "-", which `kafka-storage format -t` took for an option.
+    assert not any(kafka.new_cluster_id().startswith("-") for _ in range(2000))
+
+
 def test_kafka_command_line_uses_cached_jars_and_rendered_config(tmp_path: Path) -> None:
     service = kafka.Kafka(Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache"))
     argv = service.argv()
