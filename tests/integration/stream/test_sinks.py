@@ -1,10 +1,13 @@
-"""The dead-letter sink against real Kafka: one record per message whatever it held, values too
-large for the DLQ stored truncated, and a refusal that can never succeed stops the worker."""
+"""The Kafka sinks against real Kafka. Predictions: handed over in record batches, each lands
+once, on the partition a single send would choose. Dead letters: one record per message whatever
+it held, values too large for the DLQ stored truncated, and a refusal that can never succeed
+stops the worker."""
 
 import asyncio
 import hashlib
 
 import pytest
+from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -12,7 +15,8 @@ from icecube_stream.config import Settings
 from icecube_stream.stream.messages import Incoming, Rejection
 from icecube_stream.stream.sinks import FatalKafkaError
 from icecube_stream.stream.sinks.dead_letters import HEADER_LIMIT, DeadLetters
-from icecube_stream.wire.topics import DLQ
+from icecube_stream.stream.sinks.kafka import KafkaPredictions
+from icecube_stream.wire.topics import DLQ, PREDICTIONS, topic_codec
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +31,50 @@ def dead_letter(settings: Settings, message: Incoming, rejections: list[Rejectio
             await sinks.stop()
 
     asyncio.run(run())
+
+
+def write_predictions(settings: Settings, records: list[dict[str, object]]) -> None:
+    async def run() -> None:
+        sink = KafkaPredictions(settings)
+        await sink.start()
+        try:
+            await sink.write(records)
+        finally:
+            await sink.stop()
+
+    asyncio.run(run())
+
+
+def test_predictions_land_once_each_on_the_partition_a_single_send_would_choose(
+    private: Settings,
+) -> None:
+    # 3,000 records of ~150 bytes: several 16 KiB record batches per partition.
+    records = [{"event_id": 10**12 + k, "azimuth": 1.0, "zenith": 2.0, "x": 0.1, "y": 0.2,
+                "z": 0.3, "angular_uncertainty": 0.25, "model_name": "direction",
+                "model_version": "7", "n_pulses": k % 90, "emitted_at_ns": k,
+                "assembled_at_ns": k + 1, "predicted_at_ns": k + 2, "flags": []}
+               for k in range(3000)]  # fmt: skip
+    write_predictions(private, records)
+
+    codec = topic_codec(PREDICTIONS, private.topics_dir)
+    consumer = Consumer({"bootstrap.servers": private.kafka_bootstrap, "group.id": "check",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.subscribe([private.topic(PREDICTIONS)])
+    found: dict[int, list[tuple[int, dict[str, object]]]] = {}
+    for _ in range(30):
+        for message in consumer.consume(1000, timeout=1):
+            if message.error() is None:
+                record = codec.decode(message.value())
+                assert message.key() == str(record["event_id"]).encode()
+                found.setdefault(int(record["event_id"]), []).append((message.partition(), record))
+        if len(found) >= len(records):
+            break
+    consumer.close()
+    assert sorted(found) == [10**12 + k for k in range(len(records))]
+    for k, expected in enumerate(records):
+        ((partition, record),) = found[10**12 + k]  # once each
+        assert record == expected
+        assert partition == (murmur2(str(10**12 + k).encode()) & 0x7FFFFFFF) % 6
 
 
 def dlq_records(settings: Settings) -> list[tuple[bytes, dict[str, bytes]]]:

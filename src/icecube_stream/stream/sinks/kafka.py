@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, errors
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from icecube_stream.config import Settings
 from icecube_stream.stream.sinks import FatalKafkaError
+from icecube_stream.wire.partitions import partitions_for_keys
 from icecube_stream.wire.topics import PREDICTIONS, topic_codec
 
 #: Kafka errors a retry can never fix: the record is too large, or the client may not write.
@@ -63,6 +66,10 @@ class KafkaSink:
 
 
 class KafkaPredictions(KafkaSink):
+    """Records are grouped by partition (Kafka's default partition of the event id, so a key
+    lands where a single send would put it) and handed over as one record batch per
+    partition: a send per record cost a tenth of the worker's CPU in a profile."""
+
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
@@ -72,14 +79,22 @@ class KafkaPredictions(KafkaSink):
 
     async def write(self, records: list[dict[str, Any]]) -> None:
         """Raises if any delivery failed (the caller retries all)."""
+        partitions = sorted(await self.producer.partitions_for(self.topic))
+        keys = [str(record["event_id"]).encode() for record in records]
+        chosen = partitions_for_keys(keys, len(partitions)).tolist()
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for record, key, index in zip(records, keys, chosen, strict=True):
+            by_partition[partitions[index]].append((key, self.codec.encode(record)))
         deliveries: list[Awaitable[object]] = []
-        for record in records:
-            value = self.codec.encode(record)
-            key = str(record["event_id"]).encode()
-            deliveries.append(await self.producer.send(self.topic, value, key=key))
-        # Awaiting the futures one by one: most are done by then, and gather() would wrap each
-        # of thousands in a callback (a tenth of the worker's CPU in a profile). Every one is
-        # awaited, so no failed delivery is left unretrieved; the first error is raised.
+        for partition, messages in by_partition.items():
+            batch = self.producer.create_batch()
+            for key, value in messages:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    deliveries.append(await self._send(batch, partition))
+                    batch = self.producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            deliveries.append(await self._send(batch, partition))
+        # Every delivery is awaited, so none is left unretrieved; the first error is raised.
         failures: list[Exception] = []
         for delivery in deliveries:
             try:
@@ -90,3 +105,9 @@ class KafkaPredictions(KafkaSink):
             if isinstance(failures[0], NEVER_SUCCEEDS):
                 raise FatalKafkaError(f"Kafka refuses predictions for good: {failures[0]!r}")
             raise failures[0]
+
+    async def _send(self, batch: BatchBuilder, partition: int) -> Awaitable[object]:
+        delivery: Awaitable[object] = await self.producer.send_batch(
+            batch, self.topic, partition=partition
+        )
+        return delivery
