@@ -92,7 +92,7 @@ class DirectionNet(nn.Module):
         padding = ~mask
         real = mask[..., None].to(h.dtype)
         # Events at the pulse cap fill every slot, and nearly every event reaches it, so most
-        # batches have no padding: masking them anyway cost a fifth of the forward pass.
+        # batches have no padding: masking them anyway cost about a tenth of the forward pass.
         masked = padding if bool(padding.any()) else None
         for context_block in self.context:
             h = context_block(h, real, masked)

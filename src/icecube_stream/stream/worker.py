@@ -64,6 +64,7 @@ class Worker(faust.Service):
         self._lag_checked = float("-inf")
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._steps: set[asyncio.Task[None]] = set()
+        self._ack: Ack | None = None  # the agent's stream's, once it handed a message over
 
     async def on_start(self) -> None:
         """Connect every sink, waiting out an outage; then the agent may take messages."""
@@ -90,6 +91,7 @@ class Worker(faust.Service):
 
     async def submit(self, incoming: list[Incoming], ack: Ack) -> None:
         """Run a step beside the others, once fewer than worker_concurrency run."""
+        self._ack = ack
         for message in incoming:
             self.ledger.taken(message.token, message.partition, message.offset)
         await self._slots.acquire()
@@ -116,6 +118,13 @@ class Worker(faust.Service):
                 await ack(token)
         except Exception as error:
             crash(error)
+
+    async def release_expired(self) -> None:
+        """A step without messages: split events whose parts never came are finished, and the
+        messages that held their parts are acknowledged through the stream like any other (an
+        idle worker once crashed here, acknowledging them with a function that refused)."""
+        if self._ack is not None:  # else nothing was ever taken, so nothing is held
+            await self.run([], self._ack)
 
     def forget(self, partitions: Iterable[int] | None = None) -> None:
         """Forget unfinished messages of these partitions (all held when None): after a

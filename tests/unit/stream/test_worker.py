@@ -1,4 +1,5 @@
-"""The worker service: sinks connected before any message, steps stopped before the clients."""
+"""The worker service: sinks connected before any message, steps stopped before the clients,
+messages finished by the idle timer's step acknowledged through the stream."""
 
 import asyncio
 
@@ -68,3 +69,30 @@ def test_stopping_cancels_the_steps_before_closing_their_clients() -> None:
     assert asyncio.run(main()) == [
         "start kafka", "start dlq", "step cancelled", "stop kafka", "stop dlq"
     ]  # fmt: skip
+
+
+def test_messages_finished_by_a_step_without_messages_are_acknowledged_through_the_stream() -> None:
+    """The timer's empty step releases a split event whose other parts never came: the message
+    that held its part is acknowledged like any other, instead of crashing the worker."""
+
+    async def main() -> list[object]:
+        worker = Worker(Settings())
+        finished: list[list[object]] = [[], ["m0"]]  # the part is held, then released
+
+        async def step(incoming: list[Incoming]) -> list[object]:
+            return finished.pop(0)
+
+        worker.pipeline.step = step  # type: ignore[method-assign,assignment]
+        acked: list[object] = []
+
+        async def ack(token: object) -> None:
+            acked.append(token)
+
+        await worker.release_expired()  # nothing taken yet: no step at all
+        await worker.submit([Incoming("m0", "t", 0, 0, None, b"")], ack)
+        await asyncio.gather(*worker._steps)
+        assert acked == []
+        await worker.release_expired()
+        return acked
+
+    assert asyncio.run(main()) == ["m0"]

@@ -92,6 +92,7 @@ class KafkaPredictions(KafkaSink):
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
                     deliveries.append(await self._send(batch, partition))
                     batch = self.producer.create_batch()
+                    # A batch takes its first record whatever its size; the broker judges it.
                     batch.append(key=key, value=value, timestamp=None)
             deliveries.append(await self._send(batch, partition))
         # Every delivery is awaited, so none is left unretrieved; the first error is raised.
