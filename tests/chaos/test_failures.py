@@ -254,15 +254,16 @@ def test_the_emitter_killed_mid_file_resends_only_past_its_saved_progress(
         writer.append(batch)
     os.utime(root / "train" / "batch_1.parquet", (time.time() - 60, time.time() - 60))
     env = {**os.environ, **settings_env(pipeline), "ICECUBE_EMITTER_METRICS_PORT": str(free_port())}
-    # 7 s for the file at 200 Hz: the kill must come while it is sent, and the progress store's
-    # reads are slow on a loaded machine (a 3.5 s file was once over before the first read).
+    # 14 s for the file at 100 Hz: the kill must come while it is sent, and the progress store's
+    # reads are slow on a loaded machine (a 3.5 s file, and once a 7 s one, were over before a
+    # read saw 400 events).
     command = [sys.executable, "-m", "icecube_stream", "produce", "--data", str(root), "--watch",
-               "--rate", "200"]  # fmt: skip
+               "--rate", "100"]  # fmt: skip
     progress = FileProgress(pipeline)
     key = FileProgress.key(root, FileIdentity.of(root / "train" / "batch_1.parquet").sha256)
 
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    wait_for(lambda: progress.get(key)["acked_events"] >= 400, 60, "a saved prefix of 400 events")
+    wait_for(lambda: progress.get(key)["acked_events"] >= 200, 60, "a saved prefix of 200 events")
     first.kill()  # SIGKILL: no flush, no last save
     first.wait(timeout=10)
     killed_at_ns = time.time_ns()
