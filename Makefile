@@ -26,7 +26,6 @@ stack-up: setup ## Start Kafka, MongoDB wire, Prometheus, MLflow and wait until 
 	$(CLI) stack up
 
 stack-down: setup ## Stop the pipeline and the stack (exactly what was started)
-	$(CLI) stack down --only worker,model-server
 	$(CLI) stack down
 
 stack-status: setup ## Each service: endpoint, pid, health

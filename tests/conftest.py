@@ -27,7 +27,8 @@ def stack() -> Iterator[Settings]:
     already = {s.name for s in manager.status(settings) if s.pid is not None}
     manager.up(settings, report=lambda _: None)
     yield settings
-    started_here = [s.name for s in manager.select(settings) if s.name not in already]
+    infrastructure = manager.select(settings, manager.INFRASTRUCTURE)
+    started_here = [s.name for s in infrastructure if s.name not in already]
     if started_here:
         manager.down(settings, started_here, report=lambda _: None)
 

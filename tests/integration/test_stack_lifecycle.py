@@ -34,7 +34,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def private_env(tmp_path: Path) -> dict[str, str]:
-    kafka, controller, mongo, prom, mlflow = free_ports(5)
+    kafka, controller, mongo, prom, mlflow, model_server, worker = free_ports(7)
     return {
         **os.environ,
         "ICECUBE_STATE_DIR": str(tmp_path / "state"),
@@ -43,6 +43,8 @@ def private_env(tmp_path: Path) -> dict[str, str]:
         "ICECUBE_MONGO_PORT": str(mongo),
         "ICECUBE_PROMETHEUS_PORT": str(prom),
         "ICECUBE_MLFLOW_PORT": str(mlflow),
+        "ICECUBE_MODEL_SERVER_PORT": str(model_server),
+        "ICECUBE_WORKER_WEB_PORT": str(worker),
     }
 
 
@@ -72,9 +74,11 @@ def test_up_twice_then_down_leaves_no_process(private_env: dict[str, str]) -> No
         status = cli(private_env, "stack", "status", "--json")
         report = json.loads(status.stdout)
         assert status.returncode == 0
-        assert report["healthy"] is True
+        assert report["healthy"] is True  # the pipeline's components stopped is fine
         assert {name: s["pid"] for name, s in report["services"].items()} == {
-            name: r.pid for name, r in records.items()
+            **{name: r.pid for name, r in records.items()},
+            "model-server": None,
+            "worker": None,
         }
     finally:
         down = cli(private_env, "stack", "down")

@@ -15,21 +15,31 @@ if TYPE_CHECKING:
     from icecube_stream.stack.manager import ServiceStatus
 
 stack_app = typer.Typer(
-    help="The local stack of real services (Kafka, MongoDB wire, Prometheus, MLflow) run as "
-    "plain processes. Ports and directories come from ICECUBE_* environment variables.",
+    help="The local stack of real services (Kafka, MongoDB wire, Prometheus, MLflow) and the "
+    "pipeline's components (model-server, worker) run as plain processes. Ports and "
+    "directories come from ICECUBE_* environment variables.",
     no_args_is_help=True,
 )
 
 T = TypeVar("T")
 
-Only = Annotated[
-    str | None,
-    typer.Option(help="Comma-separated services: kafka,mongo,prometheus,mlflow (default: all)."),
+SERVICE_NAMES = "kafka, mongo, prometheus, mlflow, model-server, worker"
+Names = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[SERVICE]...",
+        help=f"Services, by name or comma-separated: {SERVICE_NAMES}.",
+        show_default=False,
+    ),
 ]
+Only = Annotated[str | None, typer.Option(help="The same as SERVICE..., comma-separated.")]
 
 
-def _only(value: str | None) -> list[str] | None:
-    return [name.strip() for name in value.split(",") if name.strip()] if value else None
+def _names(names: list[str] | None, only: str | None) -> list[str] | None:
+    """`stack up worker model-server`, `stack up worker,model-server` and `--only` alike."""
+    words = [*(names or []), *([only] if only else [])]
+    picked = [name.strip() for word in words for name in word.split(",") if name.strip()]
+    return picked or None
 
 
 def _stack_call(call: Callable[[], T]) -> T:
@@ -44,15 +54,17 @@ def _stack_call(call: Callable[[], T]) -> T:
 
 
 @stack_app.command("install")
-def stack_install(only: Only = None) -> None:
+def stack_install(names: Names = None, only: Only = None) -> None:
     """Fetch or build the services (Kafka jars, FerretDB, Prometheus) into the cache; idempotent."""
     from icecube_stream.stack import manager
 
-    _stack_call(lambda: manager.install(current_settings(), _only(only), report=console.print))
+    picked = _names(names, only)
+    _stack_call(lambda: manager.install(current_settings(), picked, report=console.print))
 
 
 @stack_app.command("up")
 def stack_up(
+    names: Names = None,
     only: Only = None,
     brokers: Annotated[
         int | None,
@@ -74,33 +86,43 @@ def stack_up(
         ),
     ] = None,
 ) -> None:
-    """Install what is missing, start the services and wait until each answers a health check."""
+    """Install what is missing, start the services and wait until each answers a health check.
+
+    Without SERVICE, the infrastructure (kafka, mongo, prometheus, mlflow); the pipeline's
+    components start when named: `stack up model-server worker` (they need a champion model).
+    """
     from icecube_stream.stack import manager
 
     layout = {"kafka_brokers": brokers, "kafka_netns": netns}
     asked = {key: value for key, value in layout.items() if value is not None}
     settings = current_settings().model_copy(update=asked)
-    statuses = _stack_call(lambda: manager.up(settings, _only(only), report=console.print))
+    picked = _names(names, only)
+    statuses = _stack_call(lambda: manager.up(settings, picked, report=console.print))
     _print_status(statuses)
 
 
 @stack_app.command("down")
-def stack_down(only: Only = None) -> None:
-    """Stop exactly the processes `stack up` started (by pid file); nothing else is touched."""
+def stack_down(names: Names = None, only: Only = None) -> None:
+    """Stop exactly the processes `stack up` started (by pid file and run tag), every service
+    unless named; nothing else is touched."""
     from icecube_stream.stack import manager
 
-    _stack_call(lambda: manager.down(current_settings(), _only(only), report=console.print))
+    picked = _names(names, only)
+    _stack_call(lambda: manager.down(current_settings(), picked, report=console.print))
 
 
 @stack_app.command("status")
 def stack_status(
+    names: Names = None,
     only: Only = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Each service with its endpoint, pid and health; exits 1 unless all are healthy."""
+    """Every service the stack knows (or those named), running or not, with endpoint, pid and
+    health. Exits 1 when something needs acting on: an infrastructure service not healthy, or
+    a pipeline component started and not healthy since (exited, orphaned, unhealthy)."""
     from icecube_stream.stack import manager
 
-    statuses = _stack_call(lambda: manager.status(current_settings(), _only(only)))
+    statuses = _stack_call(lambda: manager.status(current_settings(), _names(names, only)))
     if as_json:
         services = {
             s.name: {"endpoint": s.endpoint, "pid": s.pid, "health": s.health} for s in statuses
@@ -113,7 +135,10 @@ def stack_status(
 
 
 def _print_status(statuses: Sequence[ServiceStatus]) -> None:
-    colours = {"healthy": "green", "unhealthy": "red", "foreign": "yellow", "stopped": "dim"}
+    from icecube_stream.stack.manager import HEALTH
+
+    colours = {"healthy": "green", "unhealthy": "red", "stopped": "dim", "exited": "red",
+               "orphaned": "red", "foreign": "yellow"}  # fmt: skip
     print_table(
         f"local stack ({current_settings().state_dir})",
         ("service", "endpoint", "pid", "health"),
@@ -121,4 +146,6 @@ def _print_status(statuses: Sequence[ServiceStatus]) -> None:
          for s in statuses],
         no_wrap=True,
     )  # fmt: skip
+    for health in sorted({s.health for s in statuses} - {"healthy"}):
+        console.print(f"{health}: {HEALTH[health]}", highlight=False)
     console.print(f"logs: {current_settings().state_dir / 'logs'}")

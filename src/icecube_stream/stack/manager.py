@@ -22,6 +22,19 @@ SERVICES: dict[str, type[Service]] = {
     for service in (Kafka, Mongo, Prometheus, MlflowServer, ModelServer, Worker)
 }
 
+INFRASTRUCTURE = [name for name, service in SERVICES.items() if service.infrastructure]
+
+#: What each health means, for `stack status` and the docs.
+HEALTH = {
+    "healthy": "started by the stack and answering its health check",
+    "unhealthy": "started by the stack, running, not answering its health check",
+    "stopped": "not running (never started, or stopped by `stack down`)",
+    "exited": "started by the stack and gone since (crashed or killed): read its log",
+    "orphaned": "its supervisor is gone, its children still run: `stack up` or `stack down` "
+    "stops them",
+    "foreign": "not started by this stack, but something listens on its port",
+}
+
 Report = Callable[[str], None]
 
 
@@ -30,19 +43,21 @@ class ServiceStatus:
     name: str
     endpoint: str
     pid: int | None
-    health: str  # healthy | unhealthy | stopped | foreign (something else holds the port)
+    health: str  # a key of HEALTH
     log: str
+    infrastructure: bool
 
     @property
     def ok(self) -> bool:
-        return self.health == "healthy"
+        """Nothing to act on: healthy, or a pipeline component nobody started."""
+        return self.health == "healthy" or (self.health == "stopped" and not self.infrastructure)
 
 
 def select(settings: Settings, only: Sequence[str] | None = None) -> list[Service]:
-    """The named services, or all infrastructure services when none are named; `kafka` is
+    """The named services, or every service when none are named, in start order; `kafka` is
     every node of the cluster."""
     settings = kafka.cluster_settings(settings)
-    names = list(only) if only else [n for n, s in SERVICES.items() if s.infrastructure]
+    names = list(only) if only else list(SERVICES)
     unknown = [name for name in names if name not in SERVICES]
     if unknown:
         raise StackError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICES)}")
@@ -59,25 +74,28 @@ def running(service: Service) -> process.PidRecord | None:
 
 
 def status(settings: Settings, only: Sequence[str] | None = None) -> list[ServiceStatus]:
-    result = []
-    for service in select(settings, only):
-        record = running(service)
-        if record is not None:
-            health = "healthy" if service.healthy() else "unhealthy"
-        elif service.listening():
-            health = "foreign"
-        else:
-            health = "stopped"
-        result.append(
-            ServiceStatus(
-                name=service.name,
-                endpoint=service.endpoint,
-                pid=record.pid if record else None,
-                health=health,
-                log=str(service.log_path),
-            )
-        )
-    return result
+    return [_status(service) for service in select(settings, only)]
+
+
+def _status(service: Service) -> ServiceStatus:
+    record = process.PidRecord.load(service.pid_path)
+    pid = None
+    if record is None:
+        health = "foreign" if service.listening() else "stopped"
+    elif process.is_alive(record):
+        health, pid = ("healthy" if service.healthy() else "unhealthy"), record.pid
+    elif left := process.orphans(record):
+        health, pid = "orphaned", left[0]
+    else:
+        health = "foreign" if service.listening() else "exited"
+    return ServiceStatus(
+        name=service.name,
+        endpoint=service.endpoint,
+        pid=pid,
+        health=health,
+        log=str(service.log_path),
+        infrastructure=service.infrastructure,
+    )
 
 
 def install(settings: Settings, only: Sequence[str] | None = None, report: Report = print) -> None:
@@ -96,12 +114,15 @@ def up(
 ) -> list[ServiceStatus]:
     """Install what is missing, start what is not running, wait until every service is healthy.
 
-    Idempotent: services already started by the stack are left alone.
+    Without names, the infrastructure only: the pipeline components need a champion. Idempotent:
+    services already started by the stack are left alone; what is left of a run whose supervisor
+    died (an orphaned child holding the port) is stopped first.
     """
-    services = select(settings, only)
+    services = select(settings, only or INFRASTRUCTURE)
     to_start = [service for service in services if running(service) is None]
     for service in services:
         if service in to_start:
+            _reclaim_orphans(service, report)
             _check_ports_free(service)
         else:
             report(f"{service.name}: already running")
@@ -113,6 +134,14 @@ def up(
         report(f"{service.name}: started, pid {record.pid}")
     _wait_healthy(services, settings.health_timeout_s, report)
     return status(settings, only)
+
+
+def _reclaim_orphans(service: Service, report: Report) -> None:
+    record = process.PidRecord.load(service.pid_path)
+    left = process.orphans(record) if record is not None else []
+    if record is not None and left:
+        report(f"{service.name}: stopping {len(left)} orphaned process(es) of its last run: {left}")
+        process.stop(record)
 
 
 def _check_ports_free(service: Service) -> None:
@@ -152,12 +181,15 @@ def _wait_healthy(services: list[Service], timeout_s: float, report: Report) -> 
 
 
 def down(settings: Settings, only: Sequence[str] | None = None, report: Report = print) -> None:
-    """Stop exactly the processes this stack started (by pid file), in reverse start order."""
+    """Stop exactly the processes this stack started (by pid file and run tag), every service
+    unless named, in reverse start order."""
     for service in reversed(select(settings, only)):
-        record = running(service)
-        if record is None:
+        record = process.PidRecord.load(service.pid_path)
+        left = [] if record is None else process.tagged(record.run_tag)
+        if record is None or not (process.is_alive(record) or left):
             report(f"{service.name}: not running")
         else:
+            what = f"pid {record.pid}" if process.is_alive(record) else f"orphans {left}"
             process.stop(record)
-            report(f"{service.name}: stopped pid {record.pid}")
+            report(f"{service.name}: stopped {what}")
         service.pid_path.unlink(missing_ok=True)

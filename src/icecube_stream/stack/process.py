@@ -1,7 +1,9 @@
 """Process supervision for the local stack: start detached, remember by pid file, stop exactly that.
 
 A pid file records the pid *and* the process start time, so a pid that the kernel reused for an
-unrelated process is never mistaken for ours (and never killed).
+unrelated process is never mistaken for ours (and never killed). It also records a run tag, an
+environment variable that every descendant inherits: BentoML's workers start sessions of their
+own and outlive a SIGKILLed supervisor, and the tag is how the stack finds and reclaims them.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RUN_TAG = "ICECUBE_STACK_RUN"
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class PidRecord:
     pid: int
     start_ticks: int
     argv: list[str]
+    run_tag: str = ""  # empty in pid files written before tags existed
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +40,10 @@ class PidRecord:
         try:
             data = json.loads(path.read_text())
             return cls(
-                pid=int(data["pid"]), start_ticks=int(data["start_ticks"]), argv=data["argv"]
+                pid=int(data["pid"]),
+                start_ticks=int(data["start_ticks"]),
+                argv=data["argv"],
+                run_tag=str(data.get("run_tag", "")),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -82,8 +90,29 @@ def descendants(pid: int) -> list[int]:
     return [pid, *(child.pid for child in children)]
 
 
+def tagged(run_tag: str) -> list[int]:
+    """Live pids whose environment carries this run tag: the run's whole process tree, even the
+    parts that left its session or lost their parent."""
+    if not run_tag:
+        return []
+    members = []
+    for proc in psutil.process_iter(["status"]):
+        if proc.info["status"] in (None, psutil.STATUS_ZOMBIE):
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(RUN_TAG) == run_tag:
+                members.append(proc.pid)
+    return members
+
+
+def orphans(record: PidRecord) -> list[int]:
+    """Processes of a run whose leader is gone (killed, crashed) but which still run."""
+    return [] if is_alive(record) else tagged(record.run_tag)
+
+
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> PidRecord:
     """Start argv in its own session (so it outlives this CLI), output appended to log_path."""
+    run_tag = uuid.uuid4().hex
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -91,32 +120,43 @@ def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) ->
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), RUN_TAG: run_tag},
             start_new_session=True,
         )
     ticks = start_ticks(process.pid)
-    return PidRecord(pid=process.pid, start_ticks=ticks or 0, argv=argv)
+    return PidRecord(pid=process.pid, start_ticks=ticks or 0, argv=argv, run_tag=run_tag)
 
 
 def stop(record: PidRecord, timeout_s: float = 20.0) -> None:
-    """SIGTERM the record's process group, SIGKILL whatever is left after timeout_s."""
-    if not is_alive(record):
-        return
-    pgid = record.pid  # started with start_new_session, so the leader's pid is the group id
-    _signal_group(pgid, signal.SIGTERM)
+    """SIGTERM the run (its process group while the leader lives, so the leader shuts its
+    children down in order; else every tagged process), SIGKILL what is left after timeout_s."""
+
+    def left() -> list[int]:
+        # started with start_new_session, so the leader's pid is the group id while it lives
+        group = group_members(record.pid) if is_alive(record) else []
+        return sorted({*group, *tagged(record.run_tag)})
+
+    if is_alive(record):
+        _signal_group(record.pid, signal.SIGTERM)
+    else:
+        _signal_each(left(), signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not group_members(pgid):
-            return
+    while left() and time.monotonic() < deadline:
         time.sleep(0.1)
-    _signal_group(pgid, signal.SIGKILL)
-    while group_members(pgid) and time.monotonic() < deadline + 5:
+    _signal_each(left(), signal.SIGKILL)
+    while left() and time.monotonic() < deadline + 5:
         time.sleep(0.1)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
+
+
+def _signal_each(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def tail(path: Path, lines: int = 30) -> str:

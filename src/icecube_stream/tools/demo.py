@@ -3,7 +3,7 @@
 Run after `stack up` (`make demo` does both). Trains the quick model first when the registry
 has no champion, starts the model server and the worker, sends the data set, waits until every
 event has its prediction and says what happened and where to look. Everything stays running
-until `icecube-stream stack down --only worker,model-server` (or `make stack-down`).
+until `icecube-stream stack down worker model-server` (or `make stack-down`).
 """
 
 from __future__ import annotations

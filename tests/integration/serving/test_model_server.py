@@ -9,6 +9,7 @@ import asyncio
 import itertools
 import os
 import pickle
+import signal
 import socket
 import time
 import uuid
@@ -168,6 +169,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         manager.down(settings, ["model-server"], report=lambda _: None)
         assert not process.is_alive(record), "model server still running after down"
+        assert process.tagged(record.run_tag) == [], "model server left children after down"
 
 
 def test_not_ready_before_a_champion_exists(server: Server) -> None:
@@ -416,3 +418,26 @@ def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(
     assert b"limit" in answer
     good = httpx.post(f"{server.url}/predict", content=server.body(), headers=OCTETS)
     assert good.status_code == 200
+
+
+def test_a_killed_supervisor_leaves_no_orphan_that_blocks_a_restart(
+    server: Server, champion: object
+) -> None:
+    """SIGKILL of `bentoml serve` leaves its worker (a session of its own) serving the port;
+    `stack up` must reclaim it rather than refuse the port. Last in the module: it replaces
+    the module's server."""
+    service = ModelServer(server.settings)
+    record = process.PidRecord.load(service.pid_path)
+    assert record is not None and process.is_alive(record)
+    os.kill(record.pid, signal.SIGKILL)
+    wait_for(lambda: not process.is_alive(record), 10, "the supervisor to die")
+    assert _status(f"{server.url}/livez") == 200  # the orphan still serves: the fault is real
+    (status,) = manager.status(server.settings, ["model-server"])
+    assert status.health == "orphaned"
+    started = time.monotonic()
+    manager.up(server.settings, ["model-server"], report=lambda _: None)
+    took = time.monotonic() - started
+    assert process.tagged(record.run_tag) == []
+    (status,) = manager.status(server.settings, ["model-server"])
+    assert status.health == "healthy" and status.pid != record.pid
+    assert took < 30, f"restart took {took:.0f} s"

@@ -1,6 +1,7 @@
 """Process supervision against real child processes (no services needed)."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from icecube_stream.config import Settings
 from icecube_stream.stack import manager, ports, process
 from icecube_stream.stack.service import StackError
+from support import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -54,6 +56,76 @@ def test_spawn_then_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
         process.stop(record, timeout_s=5)
         assert not process.is_alive(record)
         assert process.group_members(record.pid) == []
+    finally:
+        process.stop(record, timeout_s=1)
+
+
+#: A supervisor whose child starts a session of its own, as BentoML's workers do.
+SUPERVISOR = [
+    sys.executable,
+    "-c",
+    "import subprocess, time; subprocess.Popen(['sleep', '60'], start_new_session=True); "
+    "time.sleep(60)",
+]
+
+
+def _child_of(record: process.PidRecord) -> int:
+    deadline = time.monotonic() + 10
+    while len(members := process.tagged(record.run_tag)) < 2:
+        assert time.monotonic() < deadline, "child never started"
+        time.sleep(0.05)
+    (child,) = set(members) - {record.pid}
+    return child
+
+
+def test_a_killed_supervisors_child_is_found_as_an_orphan_and_stopped(tmp_path: Path) -> None:
+    record = process.spawn(SUPERVISOR, tmp_path / "supervisor.log")
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)  # not of the run
+    try:
+        child = _child_of(record)
+        assert child not in process.group_members(record.pid)  # a process group would miss it
+        assert process.orphans(record) == []
+        os.kill(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process.is_alive(record):
+            assert time.monotonic() < deadline, "supervisor survived SIGKILL"
+            time.sleep(0.05)
+        assert process.orphans(record) == [child]
+        process.stop(record, timeout_s=5)
+        assert process.tagged(record.run_tag) == []
+        assert bystander.poll() is None, "stop touched a process outside the run"
+    finally:
+        bystander.kill()
+        bystander.wait()
+        process.stop(record, timeout_s=1)
+
+
+def test_status_tells_exited_from_stopped_and_down_reclaims_orphans(tmp_path: Path) -> None:
+    settings = Settings(
+        state_dir=tmp_path, worker_web_port=free_port(), prometheus_port=free_port()
+    )
+    (worker,) = manager.select(settings, ["worker"])
+    assert [(s.health, s.ok) for s in manager.status(settings, ["prometheus", "worker"])] == [
+        ("stopped", False),  # infrastructure, meant to run
+        ("stopped", True),  # a pipeline component nobody started
+    ]
+    record = process.spawn(SUPERVISOR, tmp_path / "supervisor.log")
+    record.save(worker.pid_path)
+    try:
+        child = _child_of(record)
+        os.kill(record.pid, signal.SIGKILL)
+        wait = time.monotonic() + 10
+        while (status := manager.status(settings, ["worker"])[0]).health != "orphaned":
+            assert time.monotonic() < wait, status
+            time.sleep(0.05)
+        assert (status.pid, status.ok) == (child, False)
+        manager.down(settings, ["worker"], report=lambda _: None)
+        assert process.tagged(record.run_tag) == []
+        assert manager.status(settings, ["worker"])[0].health == "stopped"
+        record.save(worker.pid_path)  # started by the stack, gone without `stack down`
+        assert [(s.health, s.ok) for s in manager.status(settings, ["worker"])] == [
+            ("exited", False)
+        ]
     finally:
         process.stop(record, timeout_s=1)
 
