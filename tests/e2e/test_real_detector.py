@@ -2,6 +2,7 @@
 1 m off is refused frame by frame (and can be replayed), frames without a geometry identity
 (the first schema version) are still predicted and counted."""
 
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +105,14 @@ def test_a_data_set_of_the_real_geometry_is_predicted(
     served = httpx.get(f"{pipeline.model_server_url}/model").json()
     assert served["geometry_id"] == ICECUBE_GEOMETRY_ID
 
+    found = cli(pipeline, "predictions", "get", str(ids[0]), "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout) == mongo(pipeline).find_one({"_id": ids[0]}, {"_id": False})
+    missing = cli(pipeline, "predictions", "get", "1")
+    assert missing.returncode == 1
+    where = f"{pipeline.mongo_database}.{pipeline.mongo_collection}"
+    assert f"no prediction for event 1 in {where}" in missing.stderr
+
 
 def test_a_detector_one_metre_off_is_dead_lettered_per_frame_and_can_be_replayed(
     pipeline: Settings, events: EventBatch, tmp_path: Path
@@ -128,11 +137,25 @@ def test_a_detector_one_metre_off_is_dead_lettered_per_frame_and_can_be_replayed
     dead = worker_metric(pipeline, "icecube_worker_dlq_total", reason="geometry-mismatch")
     assert dead == n_frames
 
-    replayed = cli(pipeline, "dlq", "replay", "--reason", "geometry-mismatch", "--json")
-    assert replayed.returncode == 0, replayed.stderr
-    assert f'"replayed": {n_frames}' in replayed.stdout
+    shown = cli(pipeline, "dlq", "show", "--reason", "geometry-mismatch", "-n", "0", "--json")
+    assert shown.returncode == 0, shown.stderr
+    letters = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert sorted(int(i) for r in letters for i in r["headers"]["dlq.event_id"].split(",")) == (
+        sorted(batch.event_id.tolist())
+    )
+
+    def replay(*flags: str) -> dict[str, int]:
+        result = cli(pipeline, "dlq", "replay", "--reason", "geometry-mismatch", "--json", *flags)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert replay("--dry-run")["replayed"] == n_frames
+    assert len(mismatches(pipeline, "geometry-after-dry-run", n_frames)) == n_frames  # none sent
+    assert replay()["replayed"] == n_frames
     # Still the wrong detector for this model: refused again, one more record per frame.
     assert len(mismatches(pipeline, "geometry-after-replay", 2 * n_frames)) == 2 * n_frames
+    # A replay sends each record once: only the new dead letters are left to replay.
+    assert replay("--dry-run")["replayed"] == n_frames
 
 
 def test_frames_of_the_first_schema_are_predicted_and_counted(

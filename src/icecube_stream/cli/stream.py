@@ -1,12 +1,14 @@
-"""The streaming commands: `produce` (the emitter), `worker` (Faust), `predictions tail` and
-`dlq replay`, thin wrappers over icecube_stream.stream and the Faust app."""
+"""The streaming commands: `produce` (the emitter), `worker` (Faust), `predictions tail|get` and
+`dlq show|replay`, thin wrappers over icecube_stream.stream and the Faust app."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -16,11 +18,28 @@ from icecube_stream.stack.kafka import current_settings
 #: `worker` hands every argument it does not know to Faust.
 FAUST_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-predictions_app = typer.Typer(help="Predictions on the `icecube.predictions` topic.")
+predictions_app = typer.Typer(
+    help="Predictions: the newest on `icecube.predictions`, or one event's from MongoDB.",
+    no_args_is_help=True,
+)
 dlq_app = typer.Typer(
     help="The dead-letter topic `icecube.pulses.dlq`: rejected input with its reason.",
     no_args_is_help=True,
 )
+
+T = TypeVar("T")
+
+
+def _reachable(call: Callable[[], T]) -> T:
+    """A service that does not answer, or a missing topic, as one red line and exit 1."""
+    from icecube_stream.stream.lookup import MongoUnreachableError
+    from icecube_stream.stream.topics import TopicMissingError
+
+    try:
+        return call()
+    except (TopicMissingError, MongoUnreachableError) as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def produce_command(
@@ -127,40 +146,101 @@ def worker_command(ctx: typer.Context) -> None:
 
 @predictions_app.command("tail")
 def predictions_tail(
-    last: Annotated[int, typer.Option("--last", "-n", help="Show the newest N first.")] = 10,
+    last: Annotated[int, typer.Option("--last", "-n", min=0, help="Show the newest N first.")] = 10,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Print the newest predictions (direction, uncertainty, model, latency); Ctrl-C stops."""
-    import math
-
     from icecube_stream.stream.tail import tail
 
+    def show() -> None:
+        for record in tail(current_settings(), last, follow):
+            _print_prediction(record, as_json)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _reachable(show)
+
+
+@predictions_app.command("get")
+def predictions_get(
+    event_id: Annotated[int, typer.Argument(help="The event's id.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="The document as JSON.")] = False,
+) -> None:
+    """One event's prediction from MongoDB; exits 1 when there is none.
+
+    On the local stack (FerretDB on SQLite) this scans the collection: seconds at a million
+    predictions.
+    """
+    from icecube_stream.stream.lookup import find_prediction
+
     settings = current_settings()
-    try:
-        for record in tail(settings, last, follow):
-            if as_json:
-                typer.echo(json.dumps(record), nl=True)
-                continue
-            latency = (record["predicted_at_ns"] - record["emitted_at_ns"]) / 1e6
-            flags = f" [{','.join(record['flags'])}]" if record["flags"] else ""
-            typer.echo(
-                f"event {record['event_id']:>12}  az {math.degrees(record['azimuth']):6.1f}°  "
-                f"zen {math.degrees(record['zenith']):5.1f}°  "
-                f"±{math.degrees(record['angular_uncertainty']):5.1f}°  "
-                f"{record['model_name']} v{record['model_version']}  "
-                f"{record['n_pulses']:>5} pulses  {latency:7.1f} ms{flags}"
-            )
-    except KeyboardInterrupt:
-        pass
+    record = _reachable(lambda: find_prediction(settings, event_id))
+    if record is None:
+        where = f"{settings.mongo_database}.{settings.mongo_collection}"
+        console.print(f"[red]error:[/red] no prediction for event {event_id} in {where}")
+        raise typer.Exit(1)
+    _print_prediction(record, as_json)
+
+
+def _print_prediction(record: dict[str, Any], as_json: bool) -> None:
+    """One line per prediction: directions in degrees for people, radians in JSON."""
+    if as_json or "error" in record:
+        typer.echo(json.dumps(record))
+        return
+    latency = (record["predicted_at_ns"] - record["emitted_at_ns"]) / 1e6
+    flags = f" [{','.join(record['flags'])}]" if record["flags"] else ""
+    typer.echo(
+        f"event {record['event_id']:>12}  az {math.degrees(record['azimuth']):6.1f}°  "
+        f"zen {math.degrees(record['zenith']):5.1f}°  "
+        f"±{math.degrees(record['angular_uncertainty']):5.1f}°  "
+        f"{record['model_name']} v{record['model_version']}  "
+        f"{record['n_pulses']:>5} pulses  {latency:7.1f} ms{flags}"
+    )
+
+
+Reason = Annotated[
+    str | None,
+    typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch [all]."),
+]
+
+
+@dlq_app.command("show")
+def dlq_show(
+    reason: Reason = None,
+    last: Annotated[int, typer.Option("--last", "-n", min=0, help="The newest N (0: all).")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Dead-lettered records with their headers: reason, error, source topic and offset,
+    event ids; oldest first."""
+    from datetime import UTC, datetime
+
+    from icecube_stream.stream.dlq import dead_letters
+
+    letters = _reachable(lambda: dead_letters(current_settings(), reason, last))
+    for letter in letters:
+        if as_json:
+            typer.echo(json.dumps(letter.as_dict()))
+            continue
+        headers = letter.headers
+        at = datetime.fromtimestamp(int(headers.get("dlq.at", "0")) / 1e9, UTC)
+        events = headers.get("dlq.event_id", "")
+        typer.echo(
+            f"{at:%Y-%m-%d %H:%M:%S}  {headers.get('dlq.reason', '?')}  "
+            f"from {headers.get('dlq.topic', '?')}[{headers.get('dlq.partition', '?')}]"
+            f"@{headers.get('dlq.offset', '?')}  {letter.value_bytes} bytes"
+            + (f"  events {events}" if events else "")
+        )
+        typer.echo(f"    {headers.get('dlq.error', '')}")
+    if not as_json:
+        console.print(f"{len(letters)} record(s)" + (f" of reason {reason}" if reason else ""))
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    reason: Annotated[
-        str | None,
-        typer.Option(help="Only records of this dlq.reason, e.g. geometry-mismatch [all]."),
-    ] = None,
+    reason: Reason = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be sent; send nothing.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Send dead-lettered messages back to the topic they came from, after fixing the cause.
@@ -170,14 +250,15 @@ def dlq_replay(
     """
     from icecube_stream.stream.dlq import replay
 
-    report = replay(current_settings(), reason)
-    figures = {"replayed": report.replayed, "skipped": report.skipped,
+    report = _reachable(lambda: replay(current_settings(), reason, dry_run))
+    figures = {"replayed": report.replayed, "skipped": report.skipped, "dry_run": dry_run,
                "truncated": report.truncated, "failed": report.failed}  # fmt: skip
     if as_json:
         typer.echo(json.dumps(figures))
     else:
         console.print(
-            f"{report.replayed} replayed, {report.skipped} of other reasons left, "
+            f"{report.replayed} {'would be replayed' if dry_run else 'replayed'}, "
+            f"{report.skipped} of other reasons left, "
             f"{report.truncated} stored truncated (cannot be replayed), {report.failed} failed"
         )
     if not report.ok:
