@@ -5,6 +5,7 @@ polars; torch and mlflow only load for `evaluate --model` other than linefit).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,12 +15,18 @@ from icecube_stream.cli.common import print_table
 from icecube_stream.stack.kafka import current_settings
 
 if TYPE_CHECKING:
+    from icecube_stream.events.evaluate import Evaluation
     from icecube_stream.model.reconstructor import ModelReconstructor
 
 
 def simulate(
     events: Annotated[int, typer.Option("--events", min=1, help="Triggered events to write.")],
-    out: Annotated[str, typer.Option("--out", help="Output directory (Kaggle layout).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output directory (Kaggle layout); must be empty unless --force."
+        ),
+    ],
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same data.")] = 0,
     first_event_id: Annotated[
         int,
@@ -36,18 +43,27 @@ def simulate(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Events per batch_N.parquet file.")
     ] = 200_000,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Write into a non-empty --out: the batch files and meta of an earlier data set "
+            "there are deleted first, other files are kept.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate IceCube events and write them as a Kaggle-format data set (split `train`).
 
     The detector is IceCube's real sensor geometry, shipped with the package; the data set's
     sensor_geometry.csv records it, and with it the geometry identity that models check.
+    A non-empty --out is refused unless --force: writing over a data set would silently mix it
+    with the old one's leftover batch files.
     """
     import time
-    from pathlib import Path
 
     from rich.progress import Progress
 
-    from icecube_stream.events.dataset import DatasetWriter
+    from icecube_stream.events.dataset import DatasetWriter, clear_split
     from icecube_stream.events.geometry import geometry_name, load_geometry
     from icecube_stream.events.layout import EventDataError
     from icecube_stream.events.simulator import Simulator
@@ -55,9 +71,14 @@ def simulate(
     err = Console(stderr=True)
     try:
         detector = load_geometry(geometry)
+        _check_out(out, force)
     except EventDataError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
+    if force and out.is_dir():
+        removed = clear_split(out, "train")
+        if removed:
+            err.print(f"--force: deleted {len(removed)} files of the data set in {out}")
     simulator = Simulator(detector, seed=seed, first_event_id=first_event_id)
     started = time.perf_counter()
     with (
@@ -77,6 +98,22 @@ def simulate(
     )
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """simulate's --out must be a directory that is missing or empty, unless --force."""
+    from icecube_stream.events.layout import EventDataError
+
+    if out.exists() and not out.is_dir():
+        raise EventDataError(out, "--out exists and is not a directory")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not force:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise EventDataError(
+            out,
+            f"not empty ({shown}); refusing to write a data set over it. Choose an empty "
+            "folder, or pass --force to delete its batch files and meta and write anew",
+        )
+
+
 def evaluate_command(
     data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
     model: Annotated[
@@ -86,12 +123,23 @@ def evaluate_command(
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
     ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option(
+            "--plots",
+            help="Also write PNG figures to this folder: error per event type, error vs pulse "
+            "count, sigma calibration (models only), sky map of predicted vs true directions.",
+        ),
+    ] = None,
 ) -> None:
-    """Angular error of a reconstructor on a data set with truth, overall and per event type."""
+    """Angular error of a reconstructor on a data set with truth, overall and per event type.
+
+    With --plots a model is drawn beside LineFit, scored on the same events.
+    """
     from rich.progress import Progress
 
     from icecube_stream.events.dataset import EventDataset
-    from icecube_stream.events.evaluate import evaluate, get_reconstructor
+    from icecube_stream.events.evaluate import evaluate, get_reconstructor, linefit_reconstructor
     from icecube_stream.events.layout import EventDataError
 
     err = Console(stderr=True)
@@ -109,7 +157,9 @@ def evaluate_command(
                 dataset.iter_batches(max_events=max_events),
                 reconstructor,
                 on_batch=lambda n: progress.advance(task, n),
+                baseline=linefit_reconstructor if plots and model != "linefit" else None,
             )
+        written = [] if plots is None else _write_plots(result, plots, model, reconstructor)
     except (EventDataError, ValueError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
@@ -118,6 +168,8 @@ def evaluate_command(
     if calibration is not None:
         summary["calibration"] = calibration(result.errors)
     if as_json:
+        if plots is not None:
+            summary["plots"] = [str(path) for path in written]
         typer.echo(json.dumps(summary))
         return
     print_table(
@@ -137,6 +189,8 @@ def evaluate_command(
             f"{cal['fraction_within_2sigma']:.1%} within 2 sigma "
             f"(expects {cal['expected_within_2sigma']:.1%})"
         )
+    for path in written:
+        typer.echo(f"plot: {path}")
 
 
 def stats_command(
@@ -182,6 +236,20 @@ def stats_command(
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
     Console().print(f"geometry: {geometry_name(dataset.geometry.identity)}")
+
+
+def _write_plots(result: Evaluation, folder: Path, model: str, reconstructor: object) -> list[Path]:
+    """PNG files of an evaluation, drawn with Agg (no display needed); matplotlib loads here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from icecube_stream.model.evaluation_plots import write_evaluation_plots
+
+    kappa = getattr(reconstructor, "kappa", None)
+    if kappa is None:
+        Console(stderr=True).print(f"no calibration plot: {model} predicts no sigma")
+    label = "LineFit" if model == "linefit" else (Path(model).name or model)
+    return write_evaluation_plots(result, folder, label, kappa)
 
 
 def _model_reconstructor(model: str) -> ModelReconstructor:

@@ -125,44 +125,64 @@ def train_command(
 
 
 def predict_command(
-    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write, one row per event.")],
+    data: Annotated[Path, typer.Option("--data", help="Kaggle-layout data directory.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="File to write: .parquet (every column) or .csv (Kaggle submission: event_id, "
+            "azimuth, zenith in radians).",
+        ),
+    ],
     model: Annotated[
         str, typer.Option("--model", help="champion, or an MLflow model URI / directory.")
     ] = "champion",
-    split: Annotated[str, typer.Option("--split", help="train or test.")] = "train",
+    split: Annotated[
+        str, typer.Option("--split", help="train or test (Kaggle's test split has no truth).")
+    ] = "train",
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after this many events.")
     ] = None,
 ) -> None:
     """Directions and uncertainties for a data set, without the streaming pipeline.
 
-    Columns: event_id, azimuth, zenith, x, y, z, angular_uncertainty (rad), kappa. Data of a
-    detector other than the model's is refused, naming both geometries.
+    Parquet columns: event_id, azimuth, zenith, sigma, x, y, z, angular_uncertainty, kappa
+    (angles and sigma in radians; sigma = angular_uncertainty). CSV: Kaggle's submission format.
+    Data of a detector other than the model's is refused, naming both geometries.
     """
-    from rich.progress import Progress
+    import time
 
+    from icecube_stream.cli.progress import event_progress
     from icecube_stream.events.dataset import EventDataset
     from icecube_stream.events.layout import EventDataError
-    from icecube_stream.model.predict import predict_dataset
+    from icecube_stream.model.predict import output_format, predict_dataset, write_predictions
     from icecube_stream.model.registry import load_model
 
     err = Console(stderr=True)
     try:
+        what = output_format(out)
         direction_model = load_model(model, current_settings())
         dataset = EventDataset(data, split=split)
         total = dataset.count_events()
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(f"predicting with {model}", total=max_events or total)
+        if max_events is not None:
+            total = max_events if total is None else min(total, max_events)
+        started = time.perf_counter()
+        with event_progress(err) as progress:
+            task = progress.add_task(f"predicting with {model}", total=total)
             table = predict_dataset(
                 direction_model, dataset, max_events, lambda n: progress.advance(task, n)
             )
-    except (EventDataError, ValueError) as error:
+        write_predictions(table, out)
+    except (EventDataError, ValueError, OSError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.write_parquet(out)
-    err.print(f"{table.height:,} predictions -> {out}", highlight=False)
+    seconds = time.perf_counter() - started
+    rate = table.height / seconds if seconds > 0 else 0.0
+    err.print(
+        f"{table.height:,} events in {seconds:.2f} s: {rate:,.0f} events/s "
+        f"(reading, predicting, writing) -> {out} ({what})",
+        highlight=False,
+    )
 
 
 @model_app.command("bench")

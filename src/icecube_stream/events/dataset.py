@@ -124,6 +124,19 @@ class DatasetWriter:
         self._batch_id += 1
 
 
+def clear_split(root: Path, split: str = "train") -> list[Path]:
+    """Delete a split's meta and batch_N.parquet files, what a DatasetWriter writes, and return
+    them. A new data set would overwrite the meta but not an old batch file numbered past its
+    own last one, which readers would then mix in. Any other file stays."""
+    stale = [root / f"{split}_meta.parquet"]
+    if (root / split).is_dir():
+        stale += sorted(p for p in (root / split).iterdir() if _BATCH_NAME.match(p.name))
+    removed = [path for path in stale if path.is_file()]
+    for path in removed:
+        path.unlink()
+    return removed
+
+
 # ---------------------------------------------------------------------------------- reading
 
 

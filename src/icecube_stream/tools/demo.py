@@ -97,8 +97,9 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     if not has_servable_champion(settings):
         training = workdir / "training"
         say(f"no servable champion of {settings.model_name}: training the quick model (minutes)")
-        if not is_icecube_data_set(training):  # absent, or of another geometry
-            cli("simulate", "--events", str(TRAINING_EVENTS), "--out", str(training), "--seed", "7")
+        if not is_icecube_data_set(training):  # absent, or of another geometry: replaced
+            cli("simulate", "--events", str(TRAINING_EVENTS), "--out", str(training), "--seed", "7",
+                "--force")  # fmt: skip
         cli("train", "--data", str(training), "--config", "quick", "--promote")
     topics.apply(settings)
     say("starting the model server and the worker")

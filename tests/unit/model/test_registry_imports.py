@@ -1,4 +1,5 @@
-"""Serving loads models through the registry; it must not pay for training code or plotting."""
+"""Serving loads models through the registry; it must not pay for training code or plotting.
+Nor do evaluation and prediction: only `evaluate --plots` draws."""
 
 import subprocess
 import sys
@@ -11,6 +12,7 @@ pytestmark = pytest.mark.unit
 def test_the_registry_and_the_model_holder_do_not_import_matplotlib() -> None:
     check = (
         "import icecube_stream.model.registry, icecube_stream.serving.holder, sys; "
+        "import icecube_stream.events.evaluate, icecube_stream.model.predict; "
         "assert 'matplotlib' not in sys.modules"
     )
     result = subprocess.run(
