@@ -1,20 +1,24 @@
 """The `icecube-stream` command line: one typer app over the packages below.
 
 The commands live in a module per group beside this one (stack, data, topics, stream, model,
-observe, tools), each a thin wrapper that imports its package only when it runs. Here they are
-only named and mounted, in the order `--help` lists them.
+observe, tools, about), each a thin wrapper that imports its package only when it runs. Here they
+are only named and mounted, in the order `--help` lists them.
 """
 
 from __future__ import annotations
 
 import typer
 
-from icecube_stream.cli import data, model, observe, stack, stream, tools, topics
+from icecube_stream.cli import about, data, model, observe, stack, stream, tools, topics
+from icecube_stream.cli.help_format import hide_flag_metavars
+
+hide_flag_metavars()  # `--json`, not `--json <bool>`, in every command's --help
 
 app = typer.Typer(
     help="icecube-stream: real-time neutrino-direction reconstruction on Kafka.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    callback=about.root_options,
 )
 
 app.command("alerts")(observe.alerts_command)
@@ -29,6 +33,7 @@ app.command("worker", context_settings=stream.FAUST_ARGUMENTS)(stream.worker_com
 app.command("bench")(tools.bench_command)
 app.command("chaos")(tools.chaos_command)
 app.command("demo")(tools.demo_command)
+app.command("config")(about.config_command)
 
 app.add_typer(stack.stack_app, name="stack")
 app.add_typer(topics.topics_app, name="topics")
