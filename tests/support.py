@@ -1,6 +1,8 @@
 """Small helpers shared by the service-level tests (importable: tests/ is on sys.path)."""
 
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -9,6 +11,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: all bound at once, so none is handed out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [int(sock.getsockname()[1]) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`icecube-stream ARGS` in a child process with exactly this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "icecube_stream", *args],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -76,6 +76,23 @@ class Settings(BaseSettings):
     checker_metrics_port: int = Field(
         9102, description="/metrics of `icecube-stream check-truth` (angular error vs truth)."
     )
+    alertmanager_port: int = Field(
+        9103, description="Alertmanager (its usual 9093 is the first Kafka controller's port)."
+    )
+    blackbox_port: int = Field(
+        9115, description="The blackbox exporter, which probes Kafka, MongoDB and MLflow."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where the local Alertmanager posts notifications (its webhook format); "
+        "unset, alerts are only shown at the Alertmanager's page. A secret: such URLs often "
+        "carry a token.",
+    )
+    runbook_base_url: str = Field(
+        (Path(__file__).resolve().parents[2] / "docs" / "operations.md").as_uri(),
+        description="Each alert's runbook_url is this plus #<alert name>; set it to where your "
+        "deployment publishes docs/operations.md.",
+    )
 
     topic_prefix: str = Field(
         "", description="Put in front of every topic name, to run isolated pipelines side by side."
@@ -183,6 +200,10 @@ class Settings(BaseSettings):
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.prometheus_host or self.host}:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{self.host}:{self.alertmanager_port}"
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -2,50 +2,14 @@
 service that cannot start is reported with its log."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from icecube_stream.stack import process
+from support import cli
 
 pytestmark = pytest.mark.integration
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "icecube_stream", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def private_env(tmp_path: Path) -> dict[str, str]:
-    kafka, controller, mongo, prom, mlflow, model_server, worker = free_ports(7)
-    return {
-        **os.environ,
-        "ICECUBE_STATE_DIR": str(tmp_path / "state"),
-        "ICECUBE_KAFKA_PORT": str(kafka),
-        "ICECUBE_KAFKA_CONTROLLER_PORT": str(controller),
-        "ICECUBE_MONGO_PORT": str(mongo),
-        "ICECUBE_PROMETHEUS_PORT": str(prom),
-        "ICECUBE_MLFLOW_PORT": str(mlflow),
-        "ICECUBE_MODEL_SERVER_PORT": str(model_server),
-        "ICECUBE_WORKER_WEB_PORT": str(worker),
-    }
 
 
 def pid_records(state_dir: Path) -> dict[str, process.PidRecord]:
@@ -63,12 +27,13 @@ def test_up_twice_then_down_leaves_no_process(private_env: dict[str, str]) -> No
     records = pid_records(state_dir)
     try:
         assert first.returncode == 0, first.stderr
-        assert sorted(records) == ["kafka", "mlflow", "mongo", "prometheus"]
+        assert sorted(records) == ["alertmanager", "blackbox", "kafka", "mlflow", "mongo",
+                                   "prometheus"]  # fmt: skip
         assert all(process.is_alive(r) for r in records.values())
 
         second = cli(private_env, "stack", "up")
         assert second.returncode == 0, second.stderr
-        assert second.stderr.count("already running") == 4
+        assert second.stderr.count("already running") == 6
         assert pid_records(state_dir) == records
 
         status = cli(private_env, "stack", "status", "--json")

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from icecube_stream.stack.manager import ServiceStatus
 
 stack_app = typer.Typer(
-    help="The local stack of real services (Kafka, MongoDB wire, Prometheus, MLflow) and the "
+    help="The local stack of real services (Kafka, MongoDB wire, MLflow, Prometheus with "
+    "Alertmanager and the blackbox exporter) and the "
     "pipeline's components (model-server, worker) run as plain processes. Ports and "
     "directories come from ICECUBE_* environment variables.",
     no_args_is_help=True,
@@ -23,11 +24,11 @@ stack_app = typer.Typer(
 
 T = TypeVar("T")
 
-SERVICE_NAMES = "kafka, mongo, prometheus, mlflow, model-server, worker"
+SERVICE_NAMES = "kafka, mongo, mlflow, alertmanager, blackbox, prometheus, model-server, worker"
 Names = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[SERVICE]...",
+        metavar="SERVICE",
         help=f"Services, by name or comma-separated: {SERVICE_NAMES}.",
         show_default=False,
     ),
@@ -88,7 +89,8 @@ def stack_up(
 ) -> None:
     """Install what is missing, start the services and wait until each answers a health check.
 
-    Without SERVICE, the infrastructure (kafka, mongo, prometheus, mlflow); the pipeline's
+    Without SERVICE, the infrastructure (kafka, mongo, mlflow, alertmanager, blackbox,
+    prometheus); the pipeline's
     components start when named: `stack up model-server worker` (they need a champion model).
     """
     from icecube_stream.stack import manager

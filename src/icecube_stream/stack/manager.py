@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from icecube_stream.config import Settings
 from icecube_stream.stack import kafka, process
+from icecube_stream.stack.alertmanager import Alertmanager
+from icecube_stream.stack.blackbox import Blackbox
 from icecube_stream.stack.kafka import Kafka
 from icecube_stream.stack.mlflow_server import MlflowServer
 from icecube_stream.stack.model_server import ModelServer
@@ -19,7 +21,16 @@ from icecube_stream.stack.worker import Worker
 
 SERVICES: dict[str, type[Service]] = {
     service.name: service
-    for service in (Kafka, Mongo, Prometheus, MlflowServer, ModelServer, Worker)
+    for service in (
+        Kafka,
+        Mongo,
+        MlflowServer,
+        Alertmanager,
+        Blackbox,
+        Prometheus,
+        ModelServer,
+        Worker,
+    )
 }
 
 INFRASTRUCTURE = [name for name, service in SERVICES.items() if service.infrastructure]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import httpx
 
 from icecube_stream.config import Settings
-from icecube_stream.stack.service import Service, StackError, run_logged
+from icecube_stream.stack.service import Service, apt_install
 
 
 def scrape_targets(settings: Settings) -> dict[str, str]:
@@ -22,12 +21,36 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
         "model-server": f"{host}:{settings.model_server_port}",
         "emitter": f"{host}:{settings.emitter_metrics_port}",
         "checker": f"{host}:{settings.checker_metrics_port}",
+        "alertmanager": f"{host}:{settings.alertmanager_port}",
+        "blackbox": f"{host}:{settings.blackbox_port}",
     }
+
+
+def probe_targets(settings: Settings) -> list[tuple[str, str, str]]:
+    """(component, probed address, blackbox module) of each service without /metrics of its
+    own: every Kafka node, MongoDB and MLflow's /health."""
+    nodes = [settings.kafka_node(n) for n in range(1, settings.kafka_brokers + 1)]
+    return [
+        *(("kafka", f"{host}:{port}", "tcp_connect") for host, port, _ in nodes),
+        ("mongo", f"{settings.mongo_host or settings.host}:{settings.mongo_port}", "tcp_connect"),
+        ("mlflow", f"{settings.mlflow_tracking_uri}/health", "http_2xx"),
+    ]
 
 
 def file_sd(component: str, address: str) -> str:
     """A file-based service discovery document for one target."""
     return json.dumps([{"targets": [address], "labels": {"component": component}}], indent=2)
+
+
+def probe_sd(settings: Settings) -> str:
+    """The probes as targets of the blackbox exporter, each labelled with what it probes."""
+    blackbox = f"{settings.host}:{settings.blackbox_port}"
+    groups = [
+        {"targets": [blackbox], "labels": {"component": component, "instance": target,
+                                           "__param_target": target, "__param_module": module}}
+        for component, target, module in probe_targets(settings)
+    ]  # fmt: skip
+    return json.dumps(groups, indent=2)
 
 
 class Prometheus(Service):
@@ -46,19 +69,7 @@ class Prometheus(Service):
         return self.state_dir / "config"
 
     def install(self) -> None:
-        if shutil.which("prometheus"):
-            return
-        if os.geteuid() != 0:
-            raise StackError(
-                "prometheus is not installed: run `sudo apt-get install prometheus` and retry"
-            )
-        log = self.settings.cache_dir / "apt-prometheus.log"
-        run_logged(["apt-get", "update", "-q"], log, "apt-get update")
-        run_logged(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus"],
-            log,
-            "installing prometheus with apt-get",
-        )
+        apt_install(self.settings, "prometheus", "prometheus")
 
     def prepare(self) -> None:
         """Copy the checked-in configuration and write this stack's targets beside it."""
@@ -69,6 +80,9 @@ class Prometheus(Service):
         targets.mkdir(exist_ok=True)
         for component, address in scrape_targets(self.settings).items():
             (targets / f"{component}.json").write_text(file_sd(component, address))
+        (self.config_dir / "probes.json").write_text(probe_sd(self.settings))
+        alertmanager = f"{self.settings.host}:{self.settings.alertmanager_port}"
+        (self.config_dir / "alertmanagers.json").write_text(file_sd("alertmanager", alertmanager))
 
     def argv(self) -> list[str]:
         return [
@@ -77,6 +91,7 @@ class Prometheus(Service):
             f"--storage.tsdb.path={self.state_dir / 'data'}",
             f"--web.listen-address={self.settings.host}:{self.settings.prometheus_port}",
             "--web.enable-lifecycle",
+            "--enable-feature=expand-external-labels",  # the runbook base URL from the settings
             "--storage.tsdb.retention.time=7d",
         ]
 

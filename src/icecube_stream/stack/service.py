@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -83,3 +85,18 @@ def run_logged(argv: list[str], log_path: Path, what: str, cwd: Path | None = No
             f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n"
             f"last lines of {log_path}:\n" + "\n".join(lines)
         )
+
+
+def apt_install(settings: Settings, package: str, binary: str) -> None:
+    """Install a Debian package unless its binary is on PATH (root only: say what to run)."""
+    if shutil.which(binary):
+        return
+    if os.geteuid() != 0:
+        raise StackError(f"{binary} is not installed: run `sudo apt-get install {package}`")
+    log = settings.cache_dir / f"apt-{package}.log"
+    run_logged(["apt-get", "update", "-q"], log, "apt-get update")
+    run_logged(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        log,
+        f"installing {package} with apt-get",
+    )

@@ -42,7 +42,7 @@ PROM_SHARED = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROM_COMPOSE = ROOT / "deploy" / "compose" / "prometheus" / "prometheus.yml"
 # Our image's services; the rest run upstream images with their own configuration.
 APP_SERVICES = {"topics", "mlflow", "model-server", "worker", "emitter", "simulate", "train"}
-EXPECTED = APP_SERVICES | {"kafka", "mongo", "prometheus", "alertmanager", "grafana"}
+EXPECTED = APP_SERVICES | {"kafka", "mongo", "prometheus", "alertmanager", "blackbox", "grafana"}
 # Environment names of our services that are not ICECUBE_ settings, each read by a library.
 FOREIGN_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "MLFLOW_SERVER_ALLOWED_HOSTS"}
 PORT = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>[A-Z_]+):-(?P<default>\d+)\}:(?P<target>\d+)$")

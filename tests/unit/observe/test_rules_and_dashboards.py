@@ -32,7 +32,8 @@ def test_every_alert_is_actionable_and_documented() -> None:
         annotations = rule["annotations"]
         assert len(annotations["summary"]) > 20, name
         assert len(annotations["description"]) > 100, name
-        assert annotations["runbook"] == f"docs/operations.md#{name.lower()}"
+        link = f"{{{{ $externalLabels.runbook_base }}}}#{name.lower()}"
+        assert annotations["runbook_url"] == link, name
         assert name.lower() in headings, f"docs/operations.md has no section for {name}"
 
 
@@ -49,6 +50,7 @@ def test_required_alerts_exist() -> None:
         assert {f"{component}HeartbeatMissing", f"{component}HeartbeatStale"} <= names
     assert {"TargetDown", "PipelineLatencyHigh", "ConsumerLagGrowing", "DeadLetters",
             "ModelServerNotReady", "ModelCallErrors", "Watchdog"} <= names  # fmt: skip
+    assert {"KafkaDown", "MongoDown", "MlflowDown"} <= names  # services without /metrics
     expressions = {rule["alert"]: rule["expr"] for rule in rules()}
     assert all("absent(" in expressions[n] for n in names if n.endswith("HeartbeatMissing"))
     assert all("time() -" in expressions[n] for n in names if n.endswith("HeartbeatStale"))
@@ -77,9 +79,12 @@ def test_dashboard_panels_use_the_provisioned_datasource_and_do_not_overlap() ->
     uid = provisioned["datasources"][0]["uid"]
     for text in dashboards.render().values():
         board = json.loads(text)
+        # Panels name the `datasource` variable (portable); its default is the provisioned uid.
+        variable = next(v for v in board["templating"]["list"] if v["name"] == "datasource")
+        assert variable["current"]["value"] == uid
         cells: set[tuple[int, int]] = set()
         for panel in board["panels"]:
-            assert panel["datasource"]["uid"] == uid
+            assert panel["datasource"]["uid"] == "${datasource}"
             assert panel["targets"] and panel["description"]
             grid = panel["gridPos"]
             assert grid["x"] + grid["w"] <= 24

@@ -138,7 +138,8 @@ def test_mongod_command_line(tmp_path: Path) -> None:
 
 def test_prometheus_targets_follow_the_settings() -> None:
     settings = Settings(worker_web_port=7066, model_server_port=7000, prometheus_port=7090,
-                        emitter_metrics_port=7101, checker_metrics_port=7102)  # fmt: skip
+                        emitter_metrics_port=7101, checker_metrics_port=7102,
+                        alertmanager_port=7103, blackbox_port=7115)  # fmt: skip
     targets = prometheus.scrape_targets(settings)
     assert targets == {
         "prometheus": "127.0.0.1:7090",
@@ -146,9 +147,26 @@ def test_prometheus_targets_follow_the_settings() -> None:
         "model-server": "127.0.0.1:7000",
         "emitter": "127.0.0.1:7101",
         "checker": "127.0.0.1:7102",
+        "alertmanager": "127.0.0.1:7103",
+        "blackbox": "127.0.0.1:7115",
     }
     document = json.loads(prometheus.file_sd("worker", targets["worker"]))
     assert document == [{"targets": ["127.0.0.1:7066"], "labels": {"component": "worker"}}]
+
+
+def test_probes_go_through_the_blackbox_exporter_to_every_kafka_node() -> None:
+    settings = Settings(kafka_brokers=3, blackbox_port=7115, mongo_port=7017, mlflow_port=7000)
+    probes = json.loads(prometheus.probe_sd(settings))
+    assert {tuple(group["targets"]) for group in probes} == {("127.0.0.1:7115",)}
+    assert [(g["labels"]["component"], g["labels"]["__param_target"],
+             g["labels"]["__param_module"]) for g in probes] == [
+        ("kafka", "127.0.0.1:9092", "tcp_connect"),
+        ("kafka", "127.0.0.1:9094", "tcp_connect"),
+        ("kafka", "127.0.0.1:9096", "tcp_connect"),
+        ("mongo", "127.0.0.1:7017", "tcp_connect"),
+        ("mlflow", "http://127.0.0.1:7000/health", "http_2xx"),
+    ]  # fmt: skip
+    assert all(g["labels"]["instance"] == g["labels"]["__param_target"] for g in probes)
 
 
 def test_prometheus_prepare_copies_config_and_writes_targets(tmp_path: Path) -> None:
@@ -156,8 +174,10 @@ def test_prometheus_prepare_copies_config_and_writes_targets(tmp_path: Path) -> 
     service.prepare()
     assert (service.config_dir / "prometheus.yml").is_file()
     written = sorted(p.name for p in (service.config_dir / "targets").glob("*.json"))
-    assert written == ["checker.json", "emitter.json", "model-server.json", "prometheus.json",
-                       "worker.json"]  # fmt: skip
+    assert written == ["alertmanager.json", "blackbox.json", "checker.json", "emitter.json",
+                       "model-server.json", "prometheus.json", "worker.json"]  # fmt: skip
+    assert (service.config_dir / "probes.json").is_file()
+    assert (service.config_dir / "alertmanagers.json").is_file()
     assert f"--config.file={service.config_dir / 'prometheus.yml'}" in service.argv()
 
 
