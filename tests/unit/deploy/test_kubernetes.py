@@ -22,6 +22,7 @@ from deploy_checks import ROOT, env_names, load_yaml_documents, unknown_settings
 
 from icecube_stream.config import Settings
 from icecube_stream.stack.prometheus import scrape_targets
+from icecube_stream.tools import k8s_monitoring
 
 pytestmark = pytest.mark.unit
 
@@ -275,10 +276,14 @@ def crd_errors(validator: jsonschema.protocols.Validator, doc: Doc) -> list[str]
 def test_custom_resources_match_their_crd_schemas(
     docs: list[Doc], crd_validators: dict[tuple[str, str], jsonschema.protocols.Validator]
 ) -> None:
-    """Strimzi 1.2 (kafka.strimzi.io/v1) and Prometheus operator 0.93 schemas, vendored."""
+    """Strimzi 1.2 (kafka.strimzi.io/v1) and Prometheus operator 0.93 schemas, vendored; Probe
+    and PrometheusRule have no vendored schema and are held to their fields below."""
     custom = [d for d in docs if d["apiVersion"].split("/")[0].endswith((".io", ".com"))]
-    assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor"}
+    assert {d["kind"] for d in custom} == {"Kafka", "KafkaNodePool", "KafkaTopic", "ServiceMonitor",
+                                           "Probe", "PrometheusRule"}  # fmt: skip
     for doc in custom:
+        if doc["kind"] in ("Probe", "PrometheusRule"):
+            continue
         validator = crd_validators.get((doc["apiVersion"], doc["kind"]))
         assert validator, f"no schema for {doc['apiVersion']} {doc['kind']}"
         assert crd_errors(validator, doc) == [], doc["metadata"]["name"]
@@ -293,3 +298,58 @@ def test_crd_schemas_catch_a_misspelt_field(
     kafka = copy.deepcopy(one(docs, "Kafka", "icecube-kafka"))
     kafka["spec"]["kafka"]["listeners"][0]["type"] = "clusterip-ish"
     assert crd_errors(crd_validators[("kafka.strimzi.io/v1", "Kafka")], kafka)
+
+
+def test_generated_monitoring_is_what_the_generator_writes() -> None:
+    assert (K8S / "monitoring-generated.yaml").read_text() == k8s_monitoring.render(), (
+        "run `python -m icecube_stream.tools.k8s_monitoring`"
+    )
+
+
+def test_the_prometheus_rule_carries_the_shipped_alerts(docs: list[Doc]) -> None:
+    rule = one(docs, "PrometheusRule", "icecube-alerts")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(rule["spec"]) == {"groups"}
+    shipped = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert rule["spec"]["groups"] == shipped["groups"]
+
+
+def test_dashboards_are_config_maps_for_the_grafana_sidecar(docs: list[Doc]) -> None:
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in
+            d["metadata"].get("labels", {})]  # fmt: skip
+    shipped = {p.name for p in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")}
+    assert {name for m in maps for name in m["data"]} == shipped
+    for config_map in maps:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        for text in config_map["data"].values():
+            assert json.loads(text)["uid"]
+
+
+def test_probes_reach_this_deployments_services_through_the_blackbox_exporter(
+    docs: list[Doc],
+) -> None:
+    """Each Probe: the blackbox Service as prober, a module it has, a target that is a Service
+    here (or Strimzi's bootstrap Service), and the component its Down alert selects."""
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    modules = yaml.safe_load(one(docs, "ConfigMap", "blackbox-exporter")["data"]["blackbox.yml"])
+    kafka = settings_configmap(docs)["ICECUBE_KAFKA_HOST"]
+    probes = [d for d in docs if d["kind"] == "Probe"]
+    for probe in probes:
+        spec = probe["spec"]
+        assert set(spec) == {"interval", "module", "prober", "targets"}
+        host, port = spec["prober"]["url"].split(":")
+        assert [p["port"] for p in services[host]["spec"]["ports"]] == [int(port)]
+        assert spec["module"] in modules["modules"]
+        static = spec["targets"]["staticConfig"]
+        assert set(static) == {"static", "labels"}
+        (target,) = static["static"]
+        name = target.removeprefix("http://").split(":")[0]
+        assert name in services or name == kafka, target
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    probed = {
+        rule["labels"]["component"]
+        for group in alerts["groups"]
+        for rule in group["rules"]
+        if "probe_success" in rule["expr"]
+    }
+    assert {p["spec"]["targets"]["staticConfig"]["labels"]["component"] for p in probes} == probed
