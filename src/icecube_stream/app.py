@@ -19,6 +19,7 @@ from prometheus_client import generate_latest
 
 from icecube_stream import metrics
 from icecube_stream.config import get_settings
+from icecube_stream.connections import faust_credentials
 from icecube_stream.stream.messages import Incoming
 from icecube_stream.stream.topics import require_topics, sized_for
 from icecube_stream.stream.worker import Worker, crash
@@ -31,6 +32,7 @@ metrics.init_known_labels(metrics.WORKER_KNOWN_LABELS)
 app = faust.App(
     settings.worker_app_id,
     broker=f"kafka://{settings.kafka_bootstrap}",
+    broker_credentials=faust_credentials(settings),
     store="memory://",
     datadir=str(settings.state_dir / "worker"),
     web_host=settings.host,

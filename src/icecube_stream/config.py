@@ -2,19 +2,61 @@
 
 Values come from environment variables prefixed ``ICECUBE_`` (the same names are used by
 compose and Kubernetes), so a test or a second stack changes a port without touching code.
+A secret may instead come from a file named by ``ICECUBE_<NAME>_FILE``, as compose secrets and
+Kubernetes Secret volumes provide them; never from the command line.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "ICECUBE_"
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """``ICECUBE_<NAME>_FILE=/run/secrets/x``: the setting is the file's content, trailing
+    newline dropped. An unreadable file is an error naming the variable, not a silent default."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{ENV_PREFIX}{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text().rstrip("\r\n"), field_name, False
+        except OSError as error:
+            raise ValueError(f"{variable}: cannot read {path}: {error.strerror}") from None
+
+    def __call__(self) -> dict[str, Any]:
+        found = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[name] = value
+        return found
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ICECUBE_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then ICECUBE_* variables, then ICECUBE_*_FILE contents."""
+        return init_settings, env_settings, FileSecretsSource(settings_cls)
 
     host: str = Field("127.0.0.1", description="Address every local service binds to.")
     # Where clients reach each service; unset means `host` (one machine). Containers bind to
@@ -58,6 +100,19 @@ class Settings(BaseSettings):
         "and the clients (`stack up --brokers 3 --netns`; needs root).",
     )
     kafka_netns_subnet: str = "10.77.0"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every client reaches Kafka: PLAINTEXT (the local stack's default), SSL "
+        "(TLS, optionally with a client certificate) or SASL_SSL (TLS and a SCRAM user).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(None, description="SCRAM user (SASL_SSL).")
+    kafka_password: SecretStr | None = Field(None, description="SCRAM password (SASL_SSL).")
+    kafka_ca_file: Path | None = Field(
+        None, description="PEM of the CA that signed the brokers' certificates (SSL, SASL_SSL)."
+    )
+    kafka_cert_file: Path | None = Field(None, description="Client certificate, PEM (mTLS).")
+    kafka_key_file: Path | None = Field(None, description="Client private key, PEM (mTLS).")
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "768m"
@@ -65,6 +120,14 @@ class Settings(BaseSettings):
     ferretdb_version: str = "v1.24.2"
     mongo_port: int = 27017
     mongo_database: str = "icecube"
+    mongo_username: str | None = Field(None, description="MongoDB user (unset: no auth).")
+    mongo_password: SecretStr | None = Field(None, description="MongoDB password.")
+    mongo_tls: bool = Field(False, description="Connect to MongoDB over TLS.")
+    mongo_ca_file: Path | None = Field(
+        None, description="PEM of the CA that signed MongoDB's certificate (with mongo_tls)."
+    )
+    mlflow_username: str | None = Field(None, description="MLflow basic-auth user.")
+    mlflow_password: SecretStr | None = Field(None, description="MLflow basic-auth password.")
 
     prometheus_port: int = 9090
     mlflow_port: int = 5000

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from icecube_stream.config import Settings
 from icecube_stream.stack.prometheus import Prometheus
@@ -36,7 +37,8 @@ def test_alert_rules_pass_their_unit_tests() -> None:
 
 def test_alert_rules_are_valid() -> None:
     output = promtool("check", "rules", "alerts.yml")
-    assert "SUCCESS: 14 rules found" in output
+    groups = yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"]
+    assert f"SUCCESS: {sum(len(group['rules']) for group in groups)} rules found" in output
 
 
 def test_config_as_the_local_stack_writes_it_is_valid(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The package's layers, enforced: each part imports only the parts below it.
 
-Reading from the bottom: settings; physics; the data sets; the wire format; the metrics; the model
+Reading from the bottom: settings and the connection options every client derives from them;
+physics; the data sets; the wire format; the metrics; the model
 and the observers; the two runtimes (model server, stream worker); the Faust app; the local
 stack; the tools built on all of it; the command line. An import that points up, or one between
 the two runtimes, fails here with the line that makes it.
@@ -17,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "icecube_stream"
 
 LAYERS: list[set[str]] = [
     {"config"},
+    {"connections"},
     {"physics"},
     {"events"},
     {"wire"},

@@ -25,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.model import PythonModel
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import mlflow_tracking_uri
 from icecube_stream.model.data import LabelledSet
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.physics.angles import angular_distance_angles
@@ -81,7 +82,7 @@ def load_model(model: str, settings: Settings) -> DirectionModel:
     """A DirectionModel from the registry alias, an MLflow URI or a local directory."""
     local = Path(model)
     if not local.exists():
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_tracking_uri(mlflow_tracking_uri(settings))
         uri = resolve_uri(model, settings)
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
@@ -178,7 +179,7 @@ def log_and_register(
     "Earned" means a lower mean angular error than the current champion on `val`, both scored
     here on the same events; `promote` forces the move and the reason says so.
     """
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(mlflow_tracking_uri(settings))
     assert val.batch.azimuth is not None and val.batch.zenith is not None
     pred = model.predict_features(val.features)
     mean_error = float(

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import mlflow_tracking_uri
 from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.evaluate import linefit_reconstructor
 from icecube_stream.events.geometry import Geometry, icecube_geometry, require_same_geometry
@@ -127,7 +128,7 @@ def train_and_register(
     train, val = split_data(data, config)
     if hooks.on_loaded is not None:
         hooks.on_loaded(train.features.n_events, val.features.n_events)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(mlflow_tracking_uri(settings))
     mlflow.set_experiment(settings.mlflow_experiment)
     with mlflow.start_run(run_name=f"{config.name}") as run:
         mlflow.log_params(

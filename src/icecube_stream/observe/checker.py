@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.physics.angles import angles_to_vector, angular_distance
 from icecube_stream.wire.topics import PREDICTIONS, topic_codec
 
@@ -76,8 +77,8 @@ def run(
     """Consume predictions until `stop` is set, from the oldest retained on first use."""
     codec = topic_codec(PREDICTIONS, settings.topics_dir)
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
+        confluent_config(settings)
+        | {
             "group.id": f"{settings.worker_app_id}-truth-checker",
             "auto.offset.reset": "earliest",
         }

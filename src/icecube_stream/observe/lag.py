@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 
 TIMEOUT_S = 5.0
 
@@ -22,8 +23,8 @@ TIMEOUT_S = 5.0
 class LagReader:
     def __init__(self, settings: Settings) -> None:
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
+            confluent_config(settings)
+            | {
                 "group.id": settings.worker_app_id,
                 "enable.auto.commit": False,
             }

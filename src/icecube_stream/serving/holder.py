@@ -18,6 +18,7 @@ import numpy as np
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import mlflow_tracking_uri
 from icecube_stream.model.inference import DirectionModel, Prediction
 from icecube_stream.wire.frame import PulseFrame
 
@@ -79,7 +80,7 @@ def resolve_target(settings: Settings) -> Target:
         return Target(uri=uri, name=settings.model_name, version=uri)
     from mlflow import MlflowClient
 
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(mlflow_tracking_uri(settings))
     found = client.get_model_version_by_alias(settings.model_name, settings.model_alias)
     version = str(found.version)
     return Target(

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from icecube_stream.config import Settings, get_settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.stack import network
 from icecube_stream.stack.service import Service, StackError, run_logged
 
@@ -246,7 +247,8 @@ class Kafka(Service):
 
     def healthy(self) -> bool:
         """A metadata request answered by this node, which lists itself as a live broker."""
-        admin = AdminClient({"bootstrap.servers": self.endpoint, "log_level": 0})
+        node = {"bootstrap.servers": self.endpoint, "log_level": 0}
+        admin = AdminClient(confluent_config(self.settings) | node)
         try:
             return self.node in admin.list_topics(timeout=2).brokers
         except Exception:

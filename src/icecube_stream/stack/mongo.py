@@ -15,6 +15,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from icecube_stream.connections import mongo_options
 from icecube_stream.stack.service import Service, StackError, run_logged
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
@@ -97,7 +98,10 @@ class Mongo(Service):
     def healthy(self) -> bool:
         """A `ping` command answered over the MongoDB wire protocol."""
         client: MongoClient[dict[str, object]] = MongoClient(
-            self.endpoint, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
+            self.endpoint,
+            serverSelectionTimeoutMS=1000,
+            connectTimeoutMS=1000,
+            **mongo_options(self.settings),
         )
         try:
             return client.admin.command("ping").get("ok") == 1.0

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.stream.reading import TopicReader, partitions
 from icecube_stream.stream.topics import TopicMissingError
 from icecube_stream.wire.topics import DLQ
@@ -100,8 +101,8 @@ def replay(settings: Settings, reason: str | None, dry_run: bool = False) -> Rep
     with dry_run, count them, sending and committing nothing."""
     report = ReplayReport()
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
+        confluent_config(settings)
+        | {
             "group.id": replay_group(settings, reason),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -115,9 +116,7 @@ def replay(settings: Settings, reason: str | None, dry_run: bool = False) -> Rep
     except TopicMissingError:
         consumer.close()
         raise
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "enable.idempotence": True}
-    )
+    producer = Producer(confluent_config(settings) | {"acks": "all", "enable.idempotence": True})
 
     def delivered(error: KafkaError | None, _message: Message) -> None:
         if error is None:

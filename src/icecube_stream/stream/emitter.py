@@ -14,6 +14,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.events.batch import EventBatch
 from icecube_stream.events.dataset import EventDataset
 from icecube_stream.stream.framing import frames_from_batch
@@ -60,8 +61,8 @@ class FrameProducer:
         self.codec = topic_codec(PULSES, settings.topics_dir)
         self.report = report
         self.producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
+            confluent_config(settings)
+            | {
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 5,

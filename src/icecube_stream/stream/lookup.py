@@ -12,6 +12,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import mongo_options
 
 TIMEOUT_MS = 5000
 
@@ -22,7 +23,10 @@ class MongoUnreachableError(RuntimeError):
 
 def find_prediction(settings: Settings, event_id: int) -> dict[str, Any] | None:
     client: MongoClient[dict[str, Any]] = MongoClient(
-        settings.mongo_url, serverSelectionTimeoutMS=TIMEOUT_MS, connectTimeoutMS=TIMEOUT_MS
+        settings.mongo_url,
+        serverSelectionTimeoutMS=TIMEOUT_MS,
+        connectTimeoutMS=TIMEOUT_MS,
+        **mongo_options(settings),
     )
     try:
         collection = client[settings.mongo_database][settings.mongo_collection]

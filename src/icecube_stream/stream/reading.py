@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.stream.topics import TopicMissingError
 
 TIMEOUT_S = 5.0
@@ -38,8 +39,8 @@ class TopicReader:
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
         self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
+            confluent_config(settings)
+            | {
                 "group.id": f"reader-{uuid.uuid4().hex[:8]}",  # never committed
                 "enable.auto.commit": False,
                 "log_level": 0,

@@ -16,6 +16,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 )
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
 from icecube_stream.wire.topics import TopicSpec, topic_specs
 
 TIMEOUT_S = 30
@@ -53,7 +54,7 @@ def sized_for(spec: TopicSpec, brokers: int) -> TopicSpec:
 
 
 def apply(settings: Settings, dry_run: bool = False) -> list[TopicChange]:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(confluent_config(settings))
     metadata = admin.list_topics(timeout=TIMEOUT_S)
     existing, brokers = metadata.topics, len(metadata.brokers)
     changes = []
@@ -122,7 +123,7 @@ class TopicMissingError(RuntimeError):
 
 def require_topics(settings: Settings, *names: str) -> None:
     """Fail fast, before a producer silently retries for minutes against a missing topic."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+    admin = AdminClient(confluent_config(settings) | {"log_level": 0})
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException:

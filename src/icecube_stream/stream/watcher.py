@@ -26,6 +26,7 @@ from pymongo import MongoClient
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import mongo_options
 from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.layout import EventDataError
 from icecube_stream.stream.emitter import EmitReport, FrameProducer, completed_events, pace_until
@@ -127,7 +128,9 @@ class FileProgress:
     """Per-file progress documents, keyed by the watch root and the file's SHA-256."""
 
     def __init__(self, settings: Settings) -> None:
-        self.client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+        self.client: MongoClient[dict[str, Any]] = MongoClient(
+            settings.mongo_url, **mongo_options(settings)
+        )
         self.collection = self.client[settings.mongo_database][PROGRESS_COLLECTION]
 
     @staticmethod

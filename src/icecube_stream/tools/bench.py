@@ -36,6 +36,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config, mongo_options
 from icecube_stream.events.batch import EventBatch, concat_batches, take_events
 from icecube_stream.stack import manager, process
 from icecube_stream.stream import emitter, topics
@@ -147,7 +148,9 @@ class Bench:
         self.events = events
         self.step_s = step_s  # length of each step of the sustainable-rate search
         self.settings = private_pipeline(settings, "bench")
-        self.mongo: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+        self.mongo: MongoClient[dict[str, Any]] = MongoClient(
+            settings.mongo_url, **mongo_options(settings)
+        )
         self.collection = self.mongo[settings.mongo_database][self.settings.mongo_collection]
         self.expected: set[int] = set()  # ids of every accepted event sent
         self.predictions = PredictionReader(self.settings)
@@ -303,8 +306,9 @@ class Bench:
         started = time.perf_counter()
         report = emitter.emit(scratch, [("bench-raw", batch)])
         group = f"bench-raw-{uuid.uuid4().hex[:8]}"
-        consumer = Consumer({"bootstrap.servers": scratch.kafka_bootstrap, "group.id": group,
-                             "auto.offset.reset": "earliest"})  # fmt: skip
+        consumer = Consumer(
+            confluent_config(scratch) | {"group.id": group, "auto.offset.reset": "earliest"}
+        )
         consumer.subscribe([scratch.topic(PULSES)])
         received = 0
         while received < report.frames:
@@ -342,9 +346,10 @@ class PredictionReader:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic(PREDICTIONS)
         self.codec = topic_codec(PREDICTIONS, settings.topics_dir)
-        self.consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                                  "group.id": f"bench-read-{uuid.uuid4().hex[:8]}",
-                                  "enable.auto.commit": False})  # fmt: skip
+        group = f"bench-read-{uuid.uuid4().hex[:8]}"
+        self.consumer = Consumer(
+            confluent_config(settings) | {"group.id": group, "enable.auto.commit": False}
+        )
         self.position: dict[int, int] = {}
 
     def read_new(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -399,7 +404,7 @@ def private_pipeline(settings: Settings, name: str, **changes: Any) -> Settings:
 
 def delete_topics(settings: Settings) -> None:
     """The bench's private topics (its prefix, scratch ones included) are of no further use."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(confluent_config(settings))
     names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)]
     if names:
         for future in admin.delete_topics(names).values():
@@ -407,7 +412,7 @@ def delete_topics(settings: Settings) -> None:
 
 
 def _count_topic(settings: Settings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "bench-count"})
+    consumer = Consumer(confluent_config(settings) | {"group.id": "bench-count"})
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         total = 0

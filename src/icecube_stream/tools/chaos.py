@@ -45,6 +45,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config, mongo_options
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.observe.http import metric_value
 from icecube_stream.observe.lag import LagReader
@@ -160,7 +161,9 @@ class Chaos:
         self.settings = private_pipeline(self.base, "chaos", assembly_timeout_s=10.0)
         self.worker = self.settings.model_copy(update={"model_server_port": free_port()})
         self.rows: list[Row] = []
-        self.mongo: MongoClient[dict[str, Any]] = MongoClient(self.base.mongo_url)
+        self.mongo: MongoClient[dict[str, Any]] = MongoClient(
+            self.base.mongo_url, **mongo_options(self.base)
+        )
         self.lag = LagReader(self.worker)
 
     def run(self, plan: Plan, rate_hz: float) -> Outcome:
@@ -294,7 +297,7 @@ class Chaos:
 
     def _busiest_broker(self) -> tuple[int, int]:
         """The node leading most partitions of the raw topic, and how many it leads."""
-        admin = AdminClient({"bootstrap.servers": self.base.kafka_bootstrap})
+        admin = AdminClient(confluent_config(self.base))
         topic = self.settings.topic(PULSES)
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
         node, led = Counter(p.leader for p in partitions).most_common(1)[0]
@@ -325,8 +328,9 @@ class Chaos:
         return corpus(self.pool, codec, 7 * 10**17, size_limit, self.settings.assembly_timeout_s)
 
     def _poison(self, poisons: list[Poison]) -> str:
-        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "acks": "all",
-                             "message.max.bytes": 16 << 20})  # fmt: skip
+        producer = Producer(
+            confluent_config(self.settings) | {"acks": "all", "message.max.bytes": 16 << 20}
+        )
         topic = self.settings.topic(PULSES)
         for number, poison in enumerate(poisons):
             time.sleep(poison.after_s)
@@ -447,11 +451,16 @@ def _kill_tree(pid: int) -> None:
 
 
 def _read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap,
-                         "group.id": f"chaos-count-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True,
-                         "fetch.max.bytes": 32 << 20,
-                         "max.partition.fetch.bytes": 16 << 20})  # fmt: skip
+    consumer = Consumer(
+        confluent_config(settings)
+        | {
+            "group.id": f"chaos-count-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 32 << 20,
+            "max.partition.fetch.bytes": 16 << 20,
+        }
+    )
     consumer.subscribe([topic])
     found, quiet = [], time.monotonic()
     while time.monotonic() - quiet < 5:

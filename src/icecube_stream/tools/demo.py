@@ -20,6 +20,7 @@ import numpy as np
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import mongo_options
 from icecube_stream.events.batch import EventBatch, concat_batches
 from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.geometry import ICECUBE_GEOMETRY_ID
@@ -108,7 +109,7 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     manager.up(settings, pipeline, report=say)
 
     batch = concat_batches(list(EventDataset(data).iter_batches()))
-    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url)
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo_url, **mongo_options(settings))
     collection = client[settings.mongo_database][settings.mongo_collection]
     ids = batch.event_id.tolist()
     say(f"sending {batch.n_events:,} events at {rate_hz:,.0f} Hz")

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer, errors
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from icecube_stream.config import Settings
+from icecube_stream.connections import aiokafka_options
 from icecube_stream.stream.sinks import FatalKafkaError
 from icecube_stream.wire.partitions import partitions_for_keys
 from icecube_stream.wire.topics import PREDICTIONS, topic_codec
@@ -36,6 +37,7 @@ def producer(settings: Settings, max_request_size: int = 1_048_576) -> AIOKafkaP
         # controller fences it after 9 s, so retrying at 10 s finds the new leaders.
         request_timeout_ms=10_000,
         max_request_size=max_request_size,
+        **aiokafka_options(settings),
     )
 
 

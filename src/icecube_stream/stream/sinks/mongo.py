@@ -11,6 +11,7 @@ from pymongo.errors import BulkWriteError
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import mongo_options
 
 DUPLICATE_KEY = 11000
 
@@ -31,7 +32,7 @@ class MongoPredictions:
     async def start(self) -> None:
         """Connect and make sure of the unique index; safe to call again after a failure."""
         if self.client is None:
-            self.client = AsyncMongoClient(self.settings.mongo_url)
+            self.client = AsyncMongoClient(self.settings.mongo_url, **mongo_options(self.settings))
         await self.collection.create_index([("event_id", ASCENDING)], unique=True)
 
     async def stop(self) -> None:
