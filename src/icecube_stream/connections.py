@@ -101,3 +101,9 @@ def mlflow_tracking_uri(settings: Settings) -> str:
         if settings.mlflow_password:
             os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_password.get_secret_value()
     return settings.mlflow_tracking_uri
+
+
+def model_server_headers(settings: Settings) -> dict[str, str]:
+    """What every request to the model server carries: its token, when one is set."""
+    token = settings.model_server_token
+    return {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}

@@ -191,7 +191,8 @@ MODEL_SERVER_EVENTS = Counter(
 )
 MODEL_SERVER_REJECTED = Counter(
     "icecube_model_server_rejected_requests_total",
-    "/predict requests refused before inference, by reason (bad input, not ready, too large).",
+    "/predict requests refused before inference, by reason (no token, bad input, not ready, "
+    "too large).",
     ["reason"],
     registry=MODEL_SERVER_REGISTRY,
 )
@@ -271,7 +272,7 @@ WORKER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
 }
 MODEL_SERVER_KNOWN_LABELS: dict[Counter, tuple[str, ...]] = {
     MODEL_SERVER_REJECTED: (
-        *("pickle", "not-ready", "too-large", "content-type", "empty-body"),
+        *("pickle", "unauthorised", "not-ready", "too-large", "content-type", "empty-body"),
         *("split-event", "geometry-mismatch"),
     ),
     MODEL_SERVER_REFUSED_EVENTS: SERVER_REFUSALS,

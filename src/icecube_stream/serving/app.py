@@ -48,11 +48,20 @@ def _error(
 
 
 def _unauthorised(request: Request, settings: Settings) -> Response | None:
-    """The refusal of a state-changing request without the server's token, else None."""
-    token = settings.model_server_token
-    if token is None:
+    """The refusal of a state-changing request without the server's token, else None; with
+    no token set, such routes are off."""
+    if settings.model_server_token is None:
         return _error(403, "this route is off: set ICECUBE_MODEL_SERVER_TOKEN on the model "
                       "server and send it as 'Authorization: Bearer <token>'")  # fmt: skip
+    return _without_token(request, settings)
+
+
+def _without_token(request: Request, settings: Settings) -> Response | None:
+    """401 unless the request carries the server's token (None when it does or none is set):
+    /predict with a token set, so no one else can make the server compute."""
+    token = settings.model_server_token
+    if token is None:
+        return None
     scheme, _, sent = request.headers.get("authorization", "").partition(" ")
     expected = token.get_secret_value().encode()
     if scheme != "Bearer" or not hmac.compare_digest(sent.strip().encode(), expected):
@@ -133,6 +142,13 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
         return answer.as_json()
 
     async def predict(request: Request) -> Response:
+        refusal = _without_token(request, settings)
+        if refusal is not None:  # before the body is read or any model code runs
+            metrics.MODEL_SERVER_REJECTED.labels(reason="unauthorised").inc()
+            return refusal
+        return await authorised_predict(request)
+
+    async def authorised_predict(request: Request) -> Response:
         started = time.perf_counter()
         served = holder.current
         if served is None:

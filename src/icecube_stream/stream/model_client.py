@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, 
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
+from icecube_stream.connections import model_server_headers
 from icecube_stream.wire.frame import PulseFrame, encode_frame
 from icecube_stream.wire.model_api import REJECTION_STATUS, GeometryRejection, PredictionBatch
 from icecube_stream.wire.topics import PULSES, topic_codec
@@ -42,7 +43,9 @@ class ModelClient:
         self.settings = settings
         self.codec = topic_codec(PULSES, settings.topics_dir)
         self.http = httpx.AsyncClient(
-            base_url=settings.model_server_url, timeout=settings.model_timeout_s
+            base_url=settings.model_server_url,
+            timeout=settings.model_timeout_s,
+            headers=model_server_headers(settings),
         )
 
     async def close(self) -> None:

@@ -36,7 +36,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from icecube_stream.config import Settings
-from icecube_stream.connections import confluent_config, mongo_options
+from icecube_stream.connections import confluent_config, model_server_headers, mongo_options
 from icecube_stream.events.batch import EventBatch, concat_batches, take_events
 from icecube_stream.stack import manager, process
 from icecube_stream.stream import emitter, topics
@@ -320,11 +320,14 @@ class Bench:
         """One blocking HTTP request per event, no batching: the design frames replace."""
         codec = topic_codec(PULSES, self.settings.topics_dir)
         events = Events.of_batch(take_events(batch, 0, min(limit, batch.n_events)))
+        headers = OCTETS | model_server_headers(self.settings)
         with httpx.Client(base_url=self.settings.model_server_url, timeout=30) as client:
             started = time.perf_counter()
             for k in range(events.n_events):
                 one = events.take(np.array([k])).frame("bench", time.time_ns())
-                response = client.post("/predict", content=encode_frame(one, codec), headers=OCTETS)
+                response = client.post(
+                    "/predict", content=encode_frame(one, codec), headers=headers
+                )
                 response.raise_for_status()
             return events.n_events / (time.perf_counter() - started)
 

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from icecube_stream import metrics
 from icecube_stream.config import Settings
@@ -37,6 +38,7 @@ from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.network import NetworkConfig
 from icecube_stream.model.registry import log_and_register
 from icecube_stream.model.train import fit
+from icecube_stream.observe.http import metric_value
 from icecube_stream.stack import manager, process
 from icecube_stream.stack.model_server import ModelServer
 from icecube_stream.stream.model_client import ModelClient, ModelServerUnavailableError
@@ -50,9 +52,9 @@ pytestmark = pytest.mark.integration
 
 FEATURES = FeatureConfig(max_pulses=24)
 TINY = NetworkConfig(d_model=16, n_context=1, ff_dim=32)
-OCTETS = {"content-type": "application/octet-stream"}
 TOKEN = "it-" + uuid.uuid4().hex
 AUTHORISED = {"authorization": f"Bearer {TOKEN}"}
+OCTETS = {"content-type": "application/octet-stream", **AUTHORISED}  # the worker sends both
 
 
 def _retries_429() -> float:
@@ -156,7 +158,7 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "model_retry_max_s": 20.0,
             "health_timeout_s": 90.0,
             "model_server_max_body_bytes": 4 * 1024 * 1024,
-            "model_server_token": TOKEN,
+            "model_server_token": SecretStr(TOKEN),  # model_copy does not validate
         }
     )
     service = ModelServer(settings)
@@ -242,7 +244,12 @@ def test_a_bad_request_gets_a_4xx_and_a_bad_event_is_refused_by_name(
         "not Avro": (b"hello", OCTETS, 400, "not-avro"),
         "wrong schema id": (good[:1] + (42).to_bytes(4, "big") + good[5:], OCTETS, 400, "42"),
         "truncated": (good[: len(good) // 3], OCTETS, 400, ""),
-        "JSON": (b'{"events": []}', {"content-type": "application/json"}, 415, "octet-stream"),
+        "JSON": (
+            b'{"events": []}',
+            {**OCTETS, "content-type": "application/json"},
+            415,
+            "octet-stream",
+        ),
     }
     for name, (body, headers, status, words) in requests.items():
         response = httpx.post(f"{server.url}/predict", content=body, headers=headers)
@@ -388,6 +395,23 @@ def test_metrics_show_the_project_metrics_beside_bentoml(server: Server, champio
     assert sorted({s.name for s in samples if s.name.startswith(others)}) == []
 
 
+def test_predict_without_the_token_is_refused_and_runs_no_model(
+    server: Server, champion: object
+) -> None:
+    def served() -> float:
+        return metric_value(f"{server.url}/metrics", "icecube_model_server_events_total", {})
+
+    before = served()
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        headers["content-type"] = "application/octet-stream"
+        refused = httpx.post(f"{server.url}/predict", content=server.body(), headers=headers)
+        assert refused.status_code == 401, headers
+        assert TOKEN not in refused.text
+    assert served() == before
+    assert httpx.post(f"{server.url}/predict", content=server.body(), headers=OCTETS).is_success
+    assert served() > before
+
+
 def test_reload_needs_the_token(server: Server, champion: object) -> None:
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
         refused = httpx.post(f"{server.url}/reload", headers=headers, timeout=30)
@@ -407,6 +431,7 @@ def test_a_chunked_body_over_the_limit_is_refused_without_reading_it_all(
     port = server.settings.model_server_port
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                     b"\r\nAuthorization: Bearer " + TOKEN.encode() +
                      b"\r\nTransfer-Encoding: chunked\r\n\r\n")  # fmt: skip
         chunk = bytes(64 * 1024)
         for _ in range(limit // len(chunk) + 2):

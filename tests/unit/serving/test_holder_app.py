@@ -93,10 +93,41 @@ TOKEN = "t0ken"
 AUTHORISED = {"authorization": f"Bearer {TOKEN}"}
 
 
+def tokened_app(holder, codec) -> RefusePickleMiddleware:  # type: ignore[no-untyped-def]
+    return RefusePickleMiddleware(create_app(holder, Settings(model_server_token=TOKEN), codec))
+
+
 @pytest.fixture
 def client(holder, codec) -> TestClient:
-    app = create_app(holder, Settings(model_server_token=TOKEN), codec)
-    return TestClient(RefusePickleMiddleware(app))
+    """A client that sends the server's token, as the worker does."""
+    return TestClient(tokened_app(holder, codec), headers=AUTHORISED)
+
+
+def test_predict_without_the_token_is_refused_before_any_model_code(
+    holder, tiny_model, codec, make_frame, monkeypatch
+) -> None:
+    holder.reload()
+
+    def must_not_run(*_: object, **__: object) -> None:
+        raise AssertionError("the model ran for an unauthorised request")
+
+    monkeypatch.setattr(tiny_model, "predict", must_not_run)
+    stranger = TestClient(tokened_app(holder, codec))
+    body = encode_frame(make_frame(), codec)
+    for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": TOKEN}):
+        refused = stranger.post("/predict", content=body, headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert TOKEN not in refused.text
+
+
+def test_without_a_token_set_predict_is_open(holder, codec, make_frame) -> None:
+    """The plain local stack: no token configured, the worker sends none."""
+    holder.reload()
+    open_server = TestClient(create_app(holder, Settings(), codec))
+    assert (
+        open_server.post("/predict", content=encode_frame(make_frame(), codec)).status_code == 200
+    )
 
 
 def test_predict_answers_what_the_model_predicts(client, holder, tiny_model, codec, make_frame):
@@ -193,9 +224,10 @@ def test_reload_endpoint_reports_the_outcome_and_hides_the_cause(client, holder,
     assert client.get("/model").json()["model_version"] == "1"
 
 
-def test_reload_needs_the_token_and_is_off_without_one(client, holder, codec) -> None:
+def test_reload_needs_the_token_and_is_off_without_one(holder, codec) -> None:
+    stranger = TestClient(tokened_app(holder, codec))
     for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": TOKEN}):
-        assert client.post("/reload", headers=headers).status_code == 401, headers
+        assert stranger.post("/reload", headers=headers).status_code == 401, headers
     assert holder.current is None  # nothing was loaded by a refused request
     untokened = TestClient(create_app(holder, Settings(), codec))
     off = untokened.post("/reload", headers=AUTHORISED)
