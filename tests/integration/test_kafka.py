@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from icecube_stream.config import Settings
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -131,8 +132,10 @@ def test_faust_worker_consumes_every_record(stack: Settings, tmp_path: Path) -> 
         "PYTHONPATH": str(Path(__file__).parent),
     }
     log = (tmp_path / "worker.log").open("wb")
+    # `faust worker` serves its web page whatever web_enabled says: on a port of its own.
+    web = ["--web-host", "127.0.0.1", "--web-port", str(free_port())]
     worker = subprocess.Popen(
-        [sys.executable, "-m", "faust", "-A", "faust_counter_app", "worker", "-l", "info"],
+        [sys.executable, "-m", "faust", "-A", "faust_counter_app", "worker", "-l", "info", *web],
         cwd=tmp_path,
         env=env,
         stdout=log,
