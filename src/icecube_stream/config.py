@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         "(TLS, optionally with a client certificate) or SASL_SSL (TLS and a SCRAM user).",
     )
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    stack_secure: bool = Field(
+        False,
+        description="The local stack secured: Kafka on SASL_SSL with SCRAM users and ACLs, the "
+        "model server with a token (`stack up --secure`); fixed when Kafka's storage is first "
+        "made, like --brokers.",
+    )
     kafka_username: str | None = Field(None, description="SCRAM user (SASL_SSL).")
     kafka_password: SecretStr | None = Field(None, description="SCRAM password (SASL_SSL).")
     kafka_ca_file: Path | None = Field(
@@ -274,14 +280,15 @@ class Settings(BaseSettings):
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as ICECUBE_* variables, so a child process sees exactly these values."""
-    prefix = Settings.model_config.get("env_prefix", "")
+    """The settings as ICECUBE_* variables, so a child process sees exactly these values.
+
+    Secrets are left out: a child gets them the way its parent did (an inherited variable, or an
+    ICECUBE_*_FILE it is given), so no secret is ever written into an environment from here.
+    """
     return {
-        f"{prefix}{name.upper()}": (
-            value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        )
+        f"{ENV_PREFIX}{name.upper()}": str(value)
         for name, value in settings.model_dump().items()
-        if value is not None
+        if value is not None and not isinstance(value, SecretStr)
     }
 
 

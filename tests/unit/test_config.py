@@ -44,3 +44,11 @@ def test_settings_env_round_trips_through_the_environment(
     for name, value in settings_env(original).items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
+
+
+def test_settings_env_never_writes_a_secret() -> None:
+    settings = Settings(kafka_password="pw", model_server_token="token", kafka_username="u")
+    env = settings_env(settings)
+    assert env["ICECUBE_KAFKA_USERNAME"] == "u"
+    assert "ICECUBE_KAFKA_PASSWORD" not in env and "ICECUBE_MODEL_SERVER_TOKEN" not in env
+    assert not {"pw", "token"} & set(env.values())

@@ -78,6 +78,16 @@ def stack_up(
             "need 2 in sync.",
         ),
     ] = None,
+    secure: Annotated[
+        bool | None,
+        typer.Option(
+            "--secure/--no-secure",
+            help="Kafka on SASL_SSL with SCRAM users and ACLs (CA and passwords made in the "
+            "state folder), the model server with a token. Fixed like --brokers; commands then "
+            "act as the stack's owner. docs/security.md.",
+            show_default=False,
+        ),
+    ] = None,
     netns: Annotated[
         bool | None,
         typer.Option(
@@ -95,7 +105,7 @@ def stack_up(
     """
     from icecube_stream.stack import manager
 
-    layout = {"kafka_brokers": brokers, "kafka_netns": netns}
+    layout = {"kafka_brokers": brokers, "kafka_netns": netns, "stack_secure": secure}
     asked = {key: value for key, value in layout.items() if value is not None}
     settings = current_settings().model_copy(update=asked)
     picked = _names(names, only)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import uuid
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from icecube_stream.config import Settings, get_settings
 from icecube_stream.connections import confluent_config
-from icecube_stream.stack import network
+from icecube_stream.stack import credentials, network, pki
 from icecube_stream.stack.service import Service, StackError, run_logged
 
 LOG4J_VERSION = "2.25.3"
@@ -33,9 +34,22 @@ def render_pom(kafka_version: str) -> str:
     return template.read_text().format(kafka_version=kafka_version, log4j_version=LOG4J_VERSION)
 
 
-def server_properties(settings: Settings, node: int, data_dir: Path) -> str:
+@dataclass(frozen=True)
+class BrokerTls:
+    """What a secured node needs: its key and certificate, the CA, the admin's password."""
+
+    keystore: Path
+    truststore: Path
+    admin_password: str
+
+
+def server_properties(
+    settings: Settings, node: int, data_dir: Path, tls: BrokerTls | None = None
+) -> str:
     """Broker + controller in one process; topics are created explicitly, never on first use.
-    Internal topics get a replica on up to 3 nodes and need 2 of them in sync where there are."""
+    Internal topics get a replica on up to 3 nodes and need 2 of them in sync where there are.
+    Secured (`tls`): clients and brokers on SASL_SSL with SCRAM users, controllers on TLS with
+    certificates of the stack's CA required, and nothing allowed without an ACL."""
     host, port, controller = settings.kafka_node(node)
     addresses = {n: settings.kafka_node(n) for n in range(1, settings.kafka_brokers + 1)}
     voters = ",".join(f"{n}@{address}:{ctl}" for n, (address, _, ctl) in addresses.items())
@@ -61,7 +75,33 @@ def server_properties(settings: Settings, node: int, data_dir: Path) -> str:
         "share.coordinator.state.topic.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": "0",
     }
+    if tls is not None:
+        properties |= _secured(host, port, controller, tls)
     return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def _secured(host: str, port: int, controller: int, tls: BrokerTls) -> dict[str, str]:
+    login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{credentials.ADMIN}" password="{tls.admin_password}";'
+    )
+    return {
+        "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": login,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.truststore),
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{credentials.ADMIN};User:CN={credentials.BROKER_CERT}",
+    }
 
 
 def new_cluster_id() -> str:
@@ -75,8 +115,13 @@ def new_cluster_id() -> str:
 
 def current_settings() -> Settings:
     """This process's settings, with the layout the local Kafka cluster was made with, so every
-    command finds all of its nodes (`stack up --brokers 3 --netns` and then plain commands)."""
-    return cluster_settings(get_settings())
+    command finds all of its nodes (`stack up --brokers 3 --netns` and then plain commands).
+    On a secured stack a command without Kafka security of its own acts as the stack's owner
+    (`admin`), whose password only this machine user can read."""
+    settings = cluster_settings(get_settings())
+    if settings.stack_secure and "kafka_security_protocol" not in settings.model_fields_set:
+        return credentials.as_user(settings, credentials.ADMIN)
+    return settings
 
 
 def cluster_settings(settings: Settings) -> Settings:
@@ -97,18 +142,20 @@ def cluster_settings(settings: Settings) -> Settings:
 
 def _describe(layout: dict[str, Any]) -> str:
     where = " in network namespaces" if layout["kafka_netns"] else ""
-    return f"{layout['kafka_brokers']} node(s){where}"
+    secured = ", secured" if layout.get("stack_secure") else ""
+    return f"{layout['kafka_brokers']} node(s){where}{secured}"
 
 
 def _recorded_layout(settings: Settings) -> dict[str, Any] | None:
     node_one = settings.state_dir / "kafka"
     try:
         record = json.loads((node_one / CLUSTER_RECORD).read_text())
-        return {"kafka_brokers": int(record["brokers"]), "kafka_netns": bool(record["netns"])}
+        return {"kafka_brokers": int(record["brokers"]), "kafka_netns": bool(record["netns"]),
+                "stack_secure": bool(record.get("secure", False))}  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         # Formatted before clusters were recorded: a single node.
         if (node_one / "data" / "meta.properties").exists():
-            return {"kafka_brokers": 1, "kafka_netns": False}
+            return {"kafka_brokers": 1, "kafka_netns": False, "stack_secure": False}
         return None
 
 
@@ -120,7 +167,7 @@ def _cluster_id(settings: Settings) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         cluster_id = new_cluster_id()
         record = {"cluster_id": cluster_id, "brokers": settings.kafka_brokers,
-                  "netns": settings.kafka_netns}  # fmt: skip
+                  "netns": settings.kafka_netns, "secure": settings.stack_secure}  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record))
         return cluster_id
@@ -220,17 +267,46 @@ class Kafka(Service):
             network.ensure(self.settings)
         data_dir = self.state_dir / "data"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(server_properties(self.settings, self.node, data_dir))
+        self.config_path.write_text(
+            server_properties(self.settings, self.node, data_dir, self._tls())
+        )
+        self.config_path.chmod(0o600)  # secured, it holds the admin's password
         log4j = resources.files("icecube_stream.stack").joinpath("resources/log4j2.xml")
         self.log4j_config.write_text(log4j.read_text())
         if (data_dir / "meta.properties").exists():
             return
         run_logged(
             [*self._java(), "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(self.settings), "-c", str(self.config_path)],
+             "-t", _cluster_id(self.settings), "-c", str(self.config_path),
+             *self._scram_users()],
             self.state_dir / "format.log",
             "formatting Kafka storage",
         )  # fmt: skip
+
+    def _tls(self) -> BrokerTls | None:
+        if not self.settings.stack_secure:
+            return None
+        hosts = {self.settings.kafka_node(n)[0] for n in range(1, self.settings.kafka_brokers + 1)}
+        issued = pki.Authority(self.settings.state_dir / "pki").issue(
+            credentials.BROKER_CERT, sorted(hosts | {"localhost"})
+        )
+        return BrokerTls(
+            keystore=issued.bundle,
+            truststore=credentials.ca_file(self.settings),
+            admin_password=credentials.secret(self.settings, f"kafka-{credentials.ADMIN}"),
+        )
+
+    def _scram_users(self) -> list[str]:
+        """`format --add-scram` arguments creating the SCRAM users of a secured cluster. The
+        tool takes them only as arguments: they show in `ps` for the seconds formatting takes,
+        once, on the stack owner's machine (docs/security.md)."""
+        if not self.settings.stack_secure:
+            return []
+        arguments = []
+        for user in credentials.USERS:
+            password = credentials.secret(self.settings, f"kafka-{user}")
+            arguments += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+        return arguments
 
     def _java(self) -> list[str]:
         heap = self.settings.kafka_heap
@@ -248,8 +324,26 @@ class Kafka(Service):
     def healthy(self) -> bool:
         """A metadata request answered by this node, which lists itself as a live broker."""
         node = {"bootstrap.servers": self.endpoint, "log_level": 0}
-        admin = AdminClient(confluent_config(self.settings) | node)
+        admin = AdminClient(confluent_config(self._owner()) | node)
         try:
             return self.node in admin.list_topics(timeout=2).brokers
         except Exception:
             return False
+
+    def configure(self) -> None:
+        """Secured: the ACLs of stack/credentials.py (creating one that exists is a no-op)."""
+        if not self.settings.stack_secure:
+            return
+        admin = AdminClient(confluent_config(self._owner()) | {"log_level": 0})
+        bindings = [b for grant in credentials.grants(self.settings) for b in grant.bindings()]
+        for binding, future in admin.create_acls(bindings).items():
+            try:
+                future.result(timeout=30)
+            except Exception as error:
+                raise StackError(f"kafka: could not create the ACL {binding}: {error}") from None
+
+    def _owner(self) -> Settings:
+        """The settings the stack itself talks to Kafka with: the admin user when secured."""
+        if self.settings.stack_secure:
+            return credentials.as_user(self.settings, credentials.ADMIN)
+        return self.settings

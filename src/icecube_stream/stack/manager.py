@@ -144,6 +144,8 @@ def up(
         record.save(service.pid_path)
         report(f"{service.name}: started, pid {record.pid}")
     _wait_healthy(services, settings.health_timeout_s, report)
+    for service in services:
+        service.configure()
     return status(settings, only)
 
 

@@ -12,6 +12,7 @@ import sys
 
 import httpx
 
+from icecube_stream.stack import credentials
 from icecube_stream.stack.service import Service
 
 
@@ -40,11 +41,15 @@ class ModelServer(Service):
 
     def env(self) -> dict[str, str]:
         # BentoML keeps its home (bentos, models, Prometheus multiprocess files) per stack.
-        return {
+        env = {
             **super().env(),
             "BENTOML_HOME": str(self.state_dir / "bentoml"),
             "BENTOML_DO_NOT_TRACK": "true",
         }
+        if self.settings.stack_secure:  # /predict and /reload need the token, read from a file
+            token = credentials.secret_file(self.settings, "model-server-token")
+            env["ICECUBE_MODEL_SERVER_TOKEN_FILE"] = str(token)
+        return env
 
     def healthy(self) -> bool:
         try:

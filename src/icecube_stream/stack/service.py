@@ -73,6 +73,9 @@ class Service(ABC):
     def healthy(self) -> bool:
         """One quick, real health probe (a protocol request, not just an open port)."""
 
+    def configure(self) -> None:
+        """What the running service needs once healthy (Kafka's ACLs); idempotent."""
+
 
 def run_logged(argv: list[str], log_path: Path, what: str, cwd: Path | None = None) -> None:
     """Run an install step; on failure raise with the tail of its output."""

@@ -6,6 +6,7 @@ import sys
 
 import httpx
 
+from icecube_stream.stack import credentials
 from icecube_stream.stack.service import Service
 
 
@@ -23,6 +24,13 @@ class Worker(Service):
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "faust", "-A", "icecube_stream.app", "worker", "-l", "info"]
+
+    def env(self) -> dict[str, str]:
+        """Secured: the worker's own Kafka user and the model-server token, by file."""
+        secured = (
+            credentials.user_env(self.settings, "worker") if self.settings.stack_secure else {}
+        )
+        return {**super().env(), **secured}
 
     def healthy(self) -> bool:
         try:

@@ -163,7 +163,8 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     service = ModelServer(settings)
     service.prepare()
-    record = process.spawn(service.argv(), service.log_path, service.env())
+    env = {**service.env(), "ICECUBE_MODEL_SERVER_TOKEN": TOKEN}  # secrets are never in env()
+    record = process.spawn(service.argv(), service.log_path, env)
     record.save(service.pid_path)
     codec = topic_codec(PULSES, settings.topics_dir)
     try:

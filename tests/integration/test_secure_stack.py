@@ -1,0 +1,120 @@
+"""`stack up --secure` on a private stack: events flow over SASL_SSL under ACLs, and Kafka refuses
+a client without credentials, with a wrong password, with a certificate of another CA, and a
+user outside its grants; the model server refuses a request without its token; no secret shows
+in any log or in `stack status`."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from pymongo import MongoClient
+
+from icecube_stream.config import Settings
+from icecube_stream.connections import confluent_config
+from icecube_stream.events.batch import EventBatch, take_events
+from icecube_stream.events.dataset import DatasetWriter
+from icecube_stream.stack import credentials
+from icecube_stream.stack.pki import Authority
+from support import cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 300
+
+
+@pytest.fixture
+def secured(
+    private_env: dict[str, str], champion: tuple[Settings, Any]
+) -> Iterator[tuple[dict[str, str], Settings]]:
+    """A private secured stack (Kafka, MongoDB, model server, worker) serving the session's
+    champion from the live MLflow; its settings as the stack's owner sees them."""
+    served = champion[0]
+    env = {**private_env, "ICECUBE_MLFLOW_PORT": str(served.mlflow_port),
+           "ICECUBE_MODEL_NAME": served.model_name,
+           "ICECUBE_EMITTER_METRICS_PORT": "0"}  # fmt: skip
+    up = cli(env, "stack", "up", "--secure", "kafka", "mongo")
+    try:
+        assert up.returncode == 0, up.stderr
+        applied = cli(env, "topics", "apply")  # as the stack's owner
+        assert applied.returncode == 0, applied.stderr
+        pipeline = cli(env, "stack", "up", "model-server", "worker")
+        assert pipeline.returncode == 0, pipeline.stderr
+        plain = Settings(state_dir=Path(env["ICECUBE_STATE_DIR"]), stack_secure=True,
+                         kafka_port=int(env["ICECUBE_KAFKA_PORT"]),
+                         kafka_controller_port=int(env["ICECUBE_KAFKA_CONTROLLER_PORT"]),
+                         mongo_port=int(env["ICECUBE_MONGO_PORT"]),
+                         model_server_port=int(env["ICECUBE_MODEL_SERVER_PORT"]))  # fmt: skip
+        yield env, plain
+    finally:
+        cli(env, "stack", "down")
+
+
+def kafka_error(config: dict[str, Any]) -> str:
+    """What a client with this configuration is told when it asks for the topics."""
+    errors: list[str] = []
+    admin = AdminClient(config | {"log_level": 0, "error_cb": lambda e: errors.append(str(e))})
+    try:
+        admin.list_topics(timeout=8)
+    except KafkaException as error:
+        errors.append(str(error))
+    else:
+        return ""
+    admin.poll(2)  # serves error_cb: the broker's reason, e.g. a failed authentication
+    return " | ".join(errors)
+
+
+def test_the_pipeline_runs_secured_and_refuses_what_it_should(
+    secured: tuple[dict[str, str], Settings], events: EventBatch, tmp_path: Path
+) -> None:
+    env, plain = secured
+    batch = take_events(events, 0, EVENTS)
+    with DatasetWriter(tmp_path / "data", batch.geometry, events_per_file=10_000) as writer:
+        writer.append(batch)
+    as_emitter = {**env, **credentials.user_env(plain, "emitter")}
+    produced = cli(as_emitter, "produce", "--data", str(tmp_path / "data"))
+    assert produced.returncode == 0, produced.stderr
+    mongo = MongoClient(plain.mongo_url)[plain.mongo_database][plain.mongo_collection]
+    ids = batch.event_id.tolist()
+    wait_for(lambda: mongo.count_documents({"_id": {"$in": ids}}) == EVENTS, 180,
+             "every event predicted over SASL_SSL")  # fmt: skip
+
+    owner = confluent_config(credentials.as_user(plain, credentials.ADMIN))
+    assert kafka_error(owner) == ""
+    assert kafka_error({"bootstrap.servers": plain.kafka_bootstrap}), "PLAINTEXT was accepted"
+    wrong = owner | {"sasl.password": "not-the-password"}
+    assert "Authentication failed" in kafka_error(wrong)
+    intruder = Authority(tmp_path / "other-ca").issue("intruder")
+    controller = {"bootstrap.servers": f"127.0.0.1:{plain.kafka_controller_port}",
+                  "security.protocol": "ssl", "ssl.ca.location": str(credentials.ca_file(plain)),
+                  "ssl.certificate.location": str(intruder.cert),
+                  "ssl.key.location": str(intruder.key)}  # fmt: skip
+    assert kafka_error(controller), "a certificate of another CA reached the controllers"
+
+    emitter = Producer(confluent_config(credentials.as_user(plain, "emitter")))
+    outcomes: list[KafkaError | None] = []
+    forged = plain.topic("icecube.predictions")
+    emitter.produce(forged, b"forged", on_delivery=lambda error, _: outcomes.append(error))
+    emitter.flush(30)
+    assert outcomes and outcomes[0] is not None
+    assert outcomes[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    worker = AdminClient(confluent_config(credentials.as_user(plain, "worker")))
+    topic = plain.topic("icecube.pulses")
+    with pytest.raises(KafkaException, match=r"TOPIC_AUTHORIZATION_FAILED|authorization"):
+        worker.delete_topics([topic])[topic].result(timeout=30)
+
+    refused = httpx.post(f"{plain.model_server_url}/predict", content=b"x", timeout=10)
+    assert refused.status_code == 401
+
+    status = cli(env, "stack", "status", "--json")
+    every_log = "".join(p.read_text(errors="replace") for p in
+                        Path(env["ICECUBE_STATE_DIR"], "logs").glob("*.log"))  # fmt: skip
+    for secret in credentials.secrets_dir(plain).iterdir():
+        value = secret.read_text()
+        assert value not in every_log, f"{secret.name} in a log"
+        assert value not in status.stdout + status.stderr, f"{secret.name} in stack status"
+    assert json.loads(status.stdout)["services"]["kafka"]["health"] == "healthy"
