@@ -5,6 +5,7 @@ polars; torch and mlflow only load for `evaluate --model` other than linefit).""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -115,7 +116,7 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def evaluate_command(
-    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
+    data: Annotated[Path, typer.Option("--data", help="Kaggle-layout data directory.")],
     model: Annotated[
         str, typer.Option("--model", help="linefit, champion, or an MLflow model URI / directory.")
     ] = "linefit",
@@ -134,7 +135,8 @@ def evaluate_command(
 ) -> None:
     """Angular error of a reconstructor on a data set with truth, overall and per event type.
 
-    With --plots a model is drawn beside LineFit, scored on the same events.
+    The table is in degrees; --json gives radians (keys ending in `_rad`). With --plots a model
+    is drawn beside LineFit, scored on the same events.
     """
     from rich.progress import Progress
 
@@ -174,10 +176,10 @@ def evaluate_command(
         return
     print_table(
         f"{model} on {data}",
-        ("events", "n", "mean angular error (rad)", "median (rad)"),
+        ("events", "n", "mean angular error (deg)", "median (deg)"),
         [
-            (name, str(figures["n_events"]), f"{figures['mean_angular_error']:.3f}",
-             f"{figures['median_angular_error']:.3f}")
+            (name, str(figures["n_events"]), _degrees(figures["mean_angular_error_rad"]),
+             _degrees(figures["median_angular_error_rad"]))
             for name, figures in [("all", summary), *summary["per_type"].items()]
         ],
     )  # fmt: skip
@@ -194,7 +196,7 @@ def evaluate_command(
 
 
 def stats_command(
-    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data directory.")],
+    data: Annotated[Path, typer.Option("--data", help="Kaggle-layout data directory.")],
     split: Annotated[str, typer.Option("--split", help="train or test.")] = "train",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     max_events: Annotated[
@@ -236,6 +238,11 @@ def stats_command(
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
     Console().print(f"geometry: {geometry_name(dataset.geometry.identity)}")
+
+
+def _degrees(radians: float | None) -> str:
+    """An angle for people: degrees, one decimal ("-" when there were no events)."""
+    return "-" if radians is None else f"{math.degrees(radians):.1f}"
 
 
 def _write_plots(result: Evaluation, folder: Path, model: str, reconstructor: object) -> list[Path]:

@@ -17,7 +17,7 @@ model_app = typer.Typer(help="The direction model: inference benchmark.", no_arg
 
 
 def train_command(
-    data: Annotated[str, typer.Option("--data", help="Kaggle-layout data set with truth.")],
+    data: Annotated[Path, typer.Option("--data", help="Kaggle-layout data set with truth.")],
     config: Annotated[str, typer.Option("--config", help="quick or default.")] = "quick",
     epochs: Annotated[
         int | None, typer.Option("--epochs", min=1, help="Override the config's epochs.")
@@ -41,12 +41,13 @@ def train_command(
     """Train the direction model, track it in MLflow, register it, maybe promote it champion.
 
     The model records the geometry identity of its detector (IceCube's unless --geometry), as
-    the MLflow tag `geometry_id`; it refuses data of any other geometry.
+    the MLflow tag `geometry_id`; it refuses data of any other geometry. Angles are printed in
+    degrees; --json gives radians (keys ending in `_rad`).
     """
     import contextlib
+    import math
     import sys
     from dataclasses import replace
-    from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -83,7 +84,7 @@ def train_command(
             progress.update(
                 task,
                 info=f"epoch {report.epoch}/{chosen.epochs} val error "
-                f"{report.val_mean_angular_error:.3f} rad",
+                f"{math.degrees(report.val_mean_angular_error):.1f}°",
             )
 
         hooks = Hooks(
@@ -96,7 +97,7 @@ def train_command(
             # MLflow prints run links with print(); stdout is reserved for --json.
             with contextlib.redirect_stdout(sys.stderr):
                 outcome = train_and_register(
-                    Path(data), chosen, settings, promote, hooks, geometry=detector
+                    data, chosen, settings, promote, hooks, geometry=detector
                 )
         except (EventDataError, ValueError) as error:
             err.print(f"[red]error:[/red] {error}", highlight=False)
@@ -106,10 +107,18 @@ def train_command(
         typer.echo(json.dumps(summary))
         return
     cal = outcome.calibration
+    mean, median, linefit = (
+        math.degrees(radians)
+        for radians in (
+            outcome.val_mean_angular_error_rad,
+            outcome.val_median_angular_error_rad,
+            outcome.linefit_val_mean_angular_error_rad,
+        )
+    )
     rows = [
-        ("validation mean error (rad)", f"{outcome.val_mean_angular_error:.4f}"),
-        ("validation median error (rad)", f"{outcome.val_median_angular_error:.4f}"),
-        ("LineFit on the same events", f"{outcome.linefit_val_mean_angular_error:.4f}"),
+        ("validation mean error (deg)", f"{mean:.2f}"),
+        ("validation median error (deg)", f"{median:.2f}"),
+        ("LineFit on the same events (deg)", f"{linefit:.2f}"),
         (
             "within 1 / 2 sigma",
             f"{cal['fraction_within_1sigma']:.1%} / {cal['fraction_within_2sigma']:.1%} "
@@ -197,7 +206,7 @@ def model_bench(
         str, typer.Option("--config", help="Architecture for --model untrained.")
     ] = "quick",
     data: Annotated[
-        str | None, typer.Option("--data", help="Events to run on (default: 4096 simulated).")
+        Path | None, typer.Option("--data", help="Events to run on (default: 4096 simulated).")
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,

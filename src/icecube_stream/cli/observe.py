@@ -4,6 +4,7 @@ icecube_stream.observe."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -56,7 +57,8 @@ def check_truth_command(
     split: Annotated[str, typer.Option(help="train (test has no truth).")] = "train",
 ) -> None:
     """Compare live predictions with the data set's true directions; serve the angular error
-    on /metrics (ICECUBE_CHECKER_METRICS_PORT) until Ctrl-C."""
+    on /metrics (ICECUBE_CHECKER_METRICS_PORT, in radians) until Ctrl-C, printing the running
+    mean in degrees."""
     from icecube_stream import metrics
     from icecube_stream.observe import checker
     from icecube_stream.observe.http import serve_metrics
@@ -75,7 +77,9 @@ def check_truth_command(
     def show(_: int) -> None:
         mean = check.mean_error
         if mean is not None:
-            console.print(f"mean angular error (last {len(check.recent)}): {mean:.4f} rad")
+            console.print(
+                f"mean angular error (last {len(check.recent)}): {math.degrees(mean):.2f}°"
+            )
 
     stop = threading.Event()
     try:

@@ -79,12 +79,13 @@ class Evaluation:
 
 
 def _figures(errors: NDArray[np.float64]) -> dict[str, Any]:
+    """Count, mean and median of the angular errors; the keys say the unit (radians)."""
     if errors.size == 0:
-        return {"n_events": 0, "mean_angular_error": None, "median_angular_error": None}
+        return {"n_events": 0, "mean_angular_error_rad": None, "median_angular_error_rad": None}
     return {
         "n_events": int(errors.size),
-        "mean_angular_error": float(np.mean(errors)),
-        "median_angular_error": float(np.median(errors)),
+        "mean_angular_error_rad": float(np.mean(errors)),
+        "median_angular_error_rad": float(np.median(errors)),
     }
 
 

@@ -19,7 +19,8 @@ CURVE_LEVELS = tuple(round(x, 2) for x in np.linspace(0.05, 0.95, 19))
 
 
 def calibration_report(errors: NDArray[np.floating], kappa: NDArray[np.floating]) -> dict[str, Any]:
-    """Observed vs expected fractions within 1 and 2 sigma, plus a coverage curve."""
+    """Observed vs expected fractions within 1 and 2 sigma, the median sigma (radians), plus a
+    coverage curve."""
     err = np.asarray(errors, dtype=np.float64)
     k = np.asarray(kappa, dtype=np.float64)
     if err.shape != k.shape or err.size == 0:
@@ -32,6 +33,6 @@ def calibration_report(errors: NDArray[np.floating], kappa: NDArray[np.floating]
         "fraction_within_2sigma": float(np.mean(err <= 2.0 * sigma)),
         "expected_within_1sigma": float(np.mean(vmf_containment(k, sigma))),
         "expected_within_2sigma": float(np.mean(vmf_containment(k, np.minimum(2 * sigma, np.pi)))),
-        "median_sigma": float(np.median(sigma)),
+        "median_sigma_rad": float(np.median(sigma)),
         "curve": {"levels": list(CURVE_LEVELS), "observed": observed_curve},
     }

@@ -12,6 +12,7 @@ returned to the caller.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,8 +206,8 @@ def log_and_register(
     else:
         better = mean_error < champion_error
         reason = (
-            f"{note} scores {champion_error:.4f} rad on this run's validation set, "
-            f"the new version v{version} {mean_error:.4f} rad"
+            f"{note} scores {math.degrees(champion_error):.3f}° on this run's validation set, "
+            f"the new version v{version} {math.degrees(mean_error):.3f}°"
         )
     promoted = better or promote
     if promote and not better:

@@ -35,14 +35,19 @@ from icecube_stream.physics.angles import angular_distance_angles
 
 @dataclass(frozen=True)
 class TrainOutcome:
+    """What `train` reports; `as_dict` is the `train --json` object. Angles are radians, as the
+    `_rad` keys say. The MLflow metrics of the run keep their names without the suffix
+    (`val_mean_angular_error`, ...): they are radians too, and the names stay comparable with
+    the runs already in a tracking server."""
+
     run_id: str
     model_version: str
     promoted: bool
     reason: str
-    val_mean_angular_error: float
-    val_median_angular_error: float
-    champion_val_mean_angular_error: float | None
-    linefit_val_mean_angular_error: float
+    val_mean_angular_error_rad: float
+    val_median_angular_error_rad: float
+    champion_val_mean_angular_error_rad: float | None
+    linefit_val_mean_angular_error_rad: float
     calibration: dict[str, Any]
     train_seconds: float
     n_train: int
@@ -206,10 +211,10 @@ def train_and_register(
         model_version=registration.version,
         promoted=registration.promoted,
         reason=registration.reason,
-        val_mean_angular_error=mean_error,
-        val_median_angular_error=float(np.median(errors)),
-        champion_val_mean_angular_error=registration.champion_error,
-        linefit_val_mean_angular_error=float(np.mean(lf_errors)),
+        val_mean_angular_error_rad=mean_error,
+        val_median_angular_error_rad=float(np.median(errors)),
+        champion_val_mean_angular_error_rad=registration.champion_error,
+        linefit_val_mean_angular_error_rad=float(np.mean(lf_errors)),
         calibration=cal,
         train_seconds=train_seconds,
         n_train=train.features.n_events,

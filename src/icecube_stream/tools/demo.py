@@ -8,6 +8,7 @@ until `icecube-stream stack down worker model-server` (or `make stack-down`).
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ class DemoSummary:
     throughput_eps: float
     latency_p50_s: float
     latency_p99_s: float
-    mean_angular_error: float
+    mean_angular_error: float  # radians; `lines` prints degrees
     model: str
     #: The demo started the model server and the worker, so the latency includes their first
     #: seconds (consumer-group join, first forward passes); `bench` measures a warm pipeline.
@@ -56,7 +57,8 @@ class DemoSummary:
             f"predictions in MongoDB   {self.predicted:,}",
             f"throughput               {self.throughput_eps:,.0f} events/s (emit to written)",
             f"latency p50 / p99        {latency}",
-            f"mean angular error       {self.mean_angular_error:.3f} rad vs simulated truth",
+            f"mean angular error       {math.degrees(self.mean_angular_error):.1f}° "
+            "vs simulated truth",
             f"model                    {self.model}",
             "",
             f"MLflow                   {settings.mlflow_tracking_uri}",

@@ -28,11 +28,13 @@ def test_train_then_evaluate_champion(
         assert result.exit_code == 0, result.output
         outcome = json.loads(result.stdout)
         assert outcome["promoted"] is True
-        assert 0 < outcome["val_mean_angular_error"] < 3.2
+        assert 0 < outcome["val_mean_angular_error_rad"] < 3.2
+        assert "median_sigma_rad" in outcome["calibration"]
 
         client = MlflowClient(isolated.mlflow_tracking_uri)
         run = client.get_run(outcome["run_id"])
         assert run.data.params["name"] == "quick"
+        # MLflow metric names keep no unit suffix (radians, comparable with earlier runs).
         history = client.get_metric_history(outcome["run_id"], "val_mean_angular_error")
         assert [m.step for m in history] == [1, 2]
         plots = {a.path for a in client.list_artifacts(outcome["run_id"], "plots")}
@@ -46,7 +48,7 @@ def test_train_then_evaluate_champion(
         assert evaluated.exit_code == 0, evaluated.output
         summary = json.loads(evaluated.stdout)
         assert summary["n_events"] == 500
-        assert {"mean_angular_error", "median_angular_error"} <= set(summary)
+        assert {"mean_angular_error_rad", "median_angular_error_rad"} <= set(summary)
         assert 0 <= summary["calibration"]["fraction_within_2sigma"] <= 1
 
         missing = runner.invoke(

@@ -28,9 +28,9 @@ def test_evaluate_scores_perfect_and_opposite_reconstructors(dataset_dir: Path) 
     batches = list(EventDataset(dataset_dir).iter_batches(events_per_chunk=500))
     perfect = evaluate(batches, _truth).summary()
     assert perfect["n_events"] == 1500
-    assert perfect["mean_angular_error"] == pytest.approx(0.0, abs=1e-7)
+    assert perfect["mean_angular_error_rad"] == pytest.approx(0.0, abs=1e-7)
     worst = evaluate(batches, _opposite).summary()
-    assert worst["median_angular_error"] == pytest.approx(np.pi, abs=1e-6)
+    assert worst["median_angular_error_rad"] == pytest.approx(np.pi, abs=1e-6)
     assert set(worst["per_type"]) == {"track", "starting_track", "cascade"}
     assert sum(v["n_events"] for v in worst["per_type"].values()) == 1500
 
@@ -38,11 +38,11 @@ def test_evaluate_scores_perfect_and_opposite_reconstructors(dataset_dir: Path) 
 def test_linefit_is_far_better_than_random_on_tracks(dataset_dir: Path) -> None:
     result = evaluate(EventDataset(dataset_dir).iter_batches(), get_reconstructor("linefit"))
     summary = result.summary()
-    assert summary["mean_angular_error"] < 1.2
-    assert summary["per_type"]["track"]["median_angular_error"] < 0.5
+    assert summary["mean_angular_error_rad"] < 1.2
+    assert summary["per_type"]["track"]["median_angular_error_rad"] < 0.5
     assert (
-        summary["per_type"]["cascade"]["median_angular_error"]
-        > summary["per_type"]["track"]["median_angular_error"]
+        summary["per_type"]["cascade"]["median_angular_error_rad"]
+        > summary["per_type"]["track"]["median_angular_error_rad"]
     )
 
 
@@ -133,8 +133,13 @@ def test_cli_simulate_evaluate_stats(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # exactly one JSON object on stdout
     assert summary["n_events"] == 300
-    assert 0 < summary["median_angular_error"] < np.pi
-    assert {"mean_angular_error", "per_type"} <= set(summary)
+    assert 0 < summary["median_angular_error_rad"] < np.pi
+    assert {"mean_angular_error_rad", "per_type"} <= set(summary)
+    # The table is for people: degrees, the same figures.
+    result = runner.invoke(app, ["evaluate", "--data", str(out), "--model", "linefit"])
+    assert result.exit_code == 0, result.output
+    assert "(deg)" in result.stdout and "(rad)" not in result.stdout
+    assert f"{np.degrees(summary['median_angular_error_rad']):.1f}" in result.stdout
 
     result = runner.invoke(app, ["stats", "--data", str(out), "--json"])
     assert result.exit_code == 0, result.output

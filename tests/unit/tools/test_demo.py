@@ -36,6 +36,7 @@ def test_summary_of_a_run(events: EventBatch) -> None:
     assert summary.mean_angular_error == pytest.approx(0.0, abs=1e-6)
     assert summary.model == "icecube-direction v3"
     lines = replace(summary, cold_start=True).lines(Settings())
+    assert any(line.startswith("mean angular error") and "0.0°" in line for line in lines)
     assert any("(cold start included)" in line for line in lines)
     assert not any("cold start" in line for line in summary.lines(Settings()))
     assert np.isfinite(summary.latency_p99_s)
