@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 CLI := $(RUN) icecube-stream
 
-.PHONY: help setup stack-install stack-up stack-down stack-status demo test unit integration lint format
+.PHONY: help setup stack-install stack-up stack-down stack-status demo notebooks notebooks-run test unit integration lint format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ stack-status: setup ## Each service: endpoint, pid, health
 demo: stack-up ## Set up everything, run the pipeline on a simulated data set, print a summary
 	$(CLI) demo
 	$(CLI) alerts || true
+
+# Jupyter refuses to run as root (containers, CI) unless told --allow-root.
+notebooks: setup ## JupyterLab on notebooks/ from the project environment, on 127.0.0.1 (prints the URL)
+	$(RUN) jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
+notebooks-run: setup ## Run every notebook as a reader would (simulated data) and store its outputs
+	env -u ICECUBE_NOTEBOOK_DATA -u ICECUBE_NOTEBOOK_MODEL -u MPLBACKEND $(RUN) jupyter nbconvert \
+		--to notebook --execute --inplace --ExecutePreprocessor.record_timing=False notebooks/*.ipynb
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(RUN) ruff check src tests bento
