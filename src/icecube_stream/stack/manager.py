@@ -41,8 +41,8 @@ HEALTH = {
     "unhealthy": "started by the stack, running, not answering its health check",
     "stopped": "not running (never started, or stopped by `stack down`)",
     "exited": "started by the stack and gone since (crashed or killed): read its log",
-    "orphaned": "its supervisor is gone, its children still run: `stack up` or `stack down` "
-    "stops them",
+    "orphaned": "its supervisor is gone, its children still run: `stack up SERVICE` or "
+    "`stack down SERVICE` stops them",
     "foreign": "not started by this stack, but something listens on its port",
 }
 
