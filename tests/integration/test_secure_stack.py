@@ -1,7 +1,8 @@
-"""`stack up --secure` on a private stack: events flow over SASL_SSL under ACLs, and Kafka refuses
-a client without credentials, with a wrong password, with a certificate of another CA, and a
-user outside its grants; the model server refuses a request without its token; no secret shows
-in any log or in `stack status`."""
+"""`stack up --secure` on a private stack: the champion is registered through MLflow's basic auth
+and events flow over SASL_SSL under ACLs; Kafka refuses a client without credentials, with a
+wrong password, with a certificate of another CA, and a user outside its grants; the model
+server refuses a request without its token, MLflow one without the admin's login; no secret
+shows in any log or in `stack status`."""
 
 import json
 from collections.abc import Iterator
@@ -29,29 +30,54 @@ EVENTS = 300
 
 @pytest.fixture
 def secured(
-    private_env: dict[str, str], champion: tuple[Settings, Any]
+    private_env: dict[str, str],
+    champion: tuple[Settings, Any],
+    events: EventBatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[dict[str, str], Settings]]:
-    """A private secured stack (Kafka, MongoDB, model server, worker) serving the session's
-    champion from the live MLflow; its settings as the stack's owner sees them."""
-    served = champion[0]
-    env = {**private_env, "ICECUBE_MLFLOW_PORT": str(served.mlflow_port),
-           "ICECUBE_MODEL_NAME": served.model_name,
+    """A private secured stack (Kafka, MongoDB, MLflow, model server, worker) serving the
+    session's champion model, registered in its own MLflow; its settings as the stack's owner
+    sees them."""
+    env = {**private_env, "ICECUBE_MODEL_NAME": "secured-direction",
            "ICECUBE_EMITTER_METRICS_PORT": "0"}  # fmt: skip
-    up = cli(env, "stack", "up", "--secure", "kafka", "mongo")
+    up = cli(env, "stack", "up", "--secure", "kafka", "mongo", "mlflow")
     try:
         assert up.returncode == 0, up.stderr
         applied = cli(env, "topics", "apply")  # as the stack's owner
         assert applied.returncode == 0, applied.stderr
+        plain = Settings(state_dir=Path(env["ICECUBE_STATE_DIR"]), stack_secure=True,
+                         model_name=env["ICECUBE_MODEL_NAME"], mlflow_experiment="secured",
+                         **{name.removeprefix("ICECUBE_").lower(): int(port)
+                            for name, port in env.items()
+                            if name.startswith("ICECUBE_") and name.endswith("_PORT")})  # fmt: skip
+        _register(champion[1], credentials.as_user(plain, credentials.ADMIN), events, tmp_path,
+                  monkeypatch)  # fmt: skip
         pipeline = cli(env, "stack", "up", "model-server", "worker")
         assert pipeline.returncode == 0, pipeline.stderr
-        plain = Settings(state_dir=Path(env["ICECUBE_STATE_DIR"]), stack_secure=True,
-                         kafka_port=int(env["ICECUBE_KAFKA_PORT"]),
-                         kafka_controller_port=int(env["ICECUBE_KAFKA_CONTROLLER_PORT"]),
-                         mongo_port=int(env["ICECUBE_MONGO_PORT"]),
-                         model_server_port=int(env["ICECUBE_MODEL_SERVER_PORT"]))  # fmt: skip
         yield env, plain
     finally:
         cli(env, "stack", "down")
+
+
+def _register(
+    model: Any, owner: Settings, events: EventBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model as the secured MLflow's champion, logged in as its admin (the login is put in
+    this process's environment, where MLflow's client reads it: restored afterwards)."""
+    import mlflow
+
+    from icecube_stream.connections import mlflow_tracking_uri
+    from icecube_stream.model.data import labelled
+    from icecube_stream.model.registry import log_and_register
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "")
+    mlflow.set_tracking_uri(mlflow_tracking_uri(owner))
+    mlflow.set_experiment(owner.mlflow_experiment)
+    with mlflow.start_run():
+        log_and_register(model, labelled(take_events(events, 0, 500), model.features), owner,
+                         promote=True)  # fmt: skip
 
 
 def kafka_error(config: dict[str, Any]) -> str:
@@ -109,6 +135,9 @@ def test_the_pipeline_runs_secured_and_refuses_what_it_should(
 
     refused = httpx.post(f"{plain.model_server_url}/predict", content=b"x", timeout=10)
     assert refused.status_code == 401
+    search = f"{plain.mlflow_tracking_uri}/api/2.0/mlflow/registered-models/search"
+    assert httpx.get(search, timeout=10).status_code == 401
+    assert httpx.get(search, auth=(credentials.ADMIN, "wrong"), timeout=10).status_code == 401
 
     status = cli(env, "stack", "status", "--json")
     every_log = "".join(p.read_text(errors="replace") for p in

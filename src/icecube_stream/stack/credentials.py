@@ -3,9 +3,10 @@
 Each Kafka user is a SCRAM-SHA-512 credential created when the storage is formatted, with the
 least the component needs (ACLs under the StandardAuthorizer): the worker reads pulses and
 writes predictions and dead letters, the emitter only writes pulses, the operator reads what the
-operator's commands read. `admin` is the broker's own identity and the stack owner's. Passwords
-and the model-server token are random, made once, kept in files only their owner can read, and
-reach processes as ICECUBE_*_FILE variables, never in an argument or an environment value.
+operator's commands read. `admin` is the broker's own identity and the stack owner's, and
+MLflow's only writer (its basic-auth app). Passwords and the model-server token are random,
+made once, kept in files only their owner can read, and reach processes as ICECUBE_*_FILE
+variables, never in an argument or an environment value.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def as_user(settings: Settings, user: str) -> Settings:
             "kafka_ca_file": ca_file(settings),
             "kafka_password": SecretStr(secret(settings, f"kafka-{user}")),
             "model_server_token": SecretStr(secret(settings, "model-server-token")),
+            "mlflow_username": ADMIN,
+            "mlflow_password": SecretStr(secret(settings, "mlflow-admin")),
         }
     )
 
@@ -79,6 +82,15 @@ def user_env(settings: Settings, user: str) -> dict[str, str]:
         "ICECUBE_KAFKA_CA_FILE": str(ca_file(settings)),
         "ICECUBE_KAFKA_PASSWORD_FILE": str(secret_file(settings, f"kafka-{user}")),
         "ICECUBE_MODEL_SERVER_TOKEN_FILE": str(secret_file(settings, "model-server-token")),
+        **mlflow_env(settings),
+    }
+
+
+def mlflow_env(settings: Settings) -> dict[str, str]:
+    """MLflow's basic-auth user of the secured stack, the password by file."""
+    return {
+        "ICECUBE_MLFLOW_USERNAME": ADMIN,
+        "ICECUBE_MLFLOW_PASSWORD_FILE": str(secret_file(settings, "mlflow-admin")),
     }
 
 

@@ -49,6 +49,7 @@ class ModelServer(Service):
         if self.settings.stack_secure:  # /predict and /reload need the token, read from a file
             token = credentials.secret_file(self.settings, "model-server-token")
             env["ICECUBE_MODEL_SERVER_TOKEN_FILE"] = str(token)
+            env |= credentials.mlflow_env(self.settings)  # the registry needs a login
         return env
 
     def healthy(self) -> bool:
