@@ -3,7 +3,8 @@
 `stack` is the real local stack (Kafka, MongoDB wire, Prometheus, MLflow): started when not
 running, and at the end only what this session started is stopped. `pipeline` is a whole private
 pipeline on it (its own topics, consumer group, Mongo collection, registered model, model server
-and worker), so tests never touch what a user runs.
+and worker), so tests never touch what a user runs. `scratch_registry` names every registered
+model and experiment a test creates in MLflow, and fails the session if one is left behind.
 """
 
 import uuid
@@ -16,6 +17,7 @@ import pytest
 
 from icecube_stream.config import Settings, get_settings
 from icecube_stream.stack import manager
+from scratch_registry import ScratchRegistry
 from support import free_port
 
 COMPONENTS = ["model-server", "worker"]
@@ -34,6 +36,23 @@ def stack() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
+def scratch_registry(stack: Settings) -> Iterator[ScratchRegistry]:
+    """Every fixture that registers a model or creates an experiment takes its names here and
+    removes them at teardown; this runs after all of those (they depend on it) and checks."""
+    registry = ScratchRegistry(stack.mlflow_tracking_uri)
+    yield registry
+    assert registry.leftovers() == [], "tests left these in MLflow"
+
+
+@pytest.fixture
+def isolated(stack: Settings, scratch_registry: ScratchRegistry) -> Iterator[Settings]:
+    """The live stack's settings with a registered-model name and experiment of this test only,
+    so tests never move the real `icecube-direction` champion; both removed afterwards."""
+    with scratch_registry.isolated(stack, "it-direction", "it-model") as settings:
+        yield settings
+
+
+@pytest.fixture(scope="session")
 def events() -> Any:
     """6,000 simulated events with truth (seed 41)."""
     from icecube_stream.events.batch import concat_batches
@@ -44,8 +63,11 @@ def events() -> Any:
 
 
 @pytest.fixture(scope="session")
-def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
-    """A tiny model, trained in seconds and registered as champion under a name of its own."""
+def champion(
+    stack: Settings, scratch_registry: ScratchRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, Any]]:
+    """A tiny model, trained in seconds and registered as champion under a name of its own
+    (removed from MLflow, with its experiment, at the end of the session)."""
     import mlflow
     import torch
 
@@ -72,15 +94,12 @@ def champion(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> tuple
     torch.manual_seed(0)
     net, _ = fit(config, data.features, data.targets, data.features, data.targets)
     model = DirectionModel(features, network, geometry, net)
-    tag = uuid.uuid4().hex[:8]
-    settings = stack.model_copy(
-        update={"model_name": f"e2e-direction-{tag}", "mlflow_experiment": f"e2e-{tag}"}
-    )
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_experiment(settings.mlflow_experiment)
-    with mlflow.start_run():
-        log_and_register(model, data, settings, promote=True)
-    return settings, model
+    with scratch_registry.isolated(stack, "e2e-direction", "e2e") as settings:
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_experiment(settings.mlflow_experiment)
+        with mlflow.start_run():
+            log_and_register(model, data, settings, promote=True)
+        yield settings, model
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ from icecube_stream.wire.codec import AvroCodec
 from icecube_stream.wire.frame import PulseFrame, encode_frame
 from icecube_stream.wire.model_api import PredictionBatch
 from icecube_stream.wire.topics import PULSES, topic_codec
+from scratch_registry import ScratchRegistry
 from support import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -137,7 +138,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    stack: Settings, scratch_registry: ScratchRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The module's model server, with a registered model and experiment of its own that are
+    removed from MLflow once it is stopped."""
     root = tmp_path_factory.mktemp("serving")
     geometry = icecube_geometry()
     with DatasetWriter(root / "data", geometry, events_per_file=400) as writer:
@@ -146,11 +151,10 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     data = labelled(load_events(root / "data"), FEATURES)
     batch = data.batch
     events = one_by_one(take_events(batch, 0, 64))
-    tag = uuid.uuid4().hex[:8]
     settings = stack.model_copy(
         update={
-            "model_name": f"it-serving-{tag}",
-            "mlflow_experiment": f"it-serving-{tag}",
+            "model_name": scratch_registry.name("it-serving"),
+            "mlflow_experiment": scratch_registry.name("it-serving"),
             "model_server_port": free_port(),
             "state_dir": root / "state",
             "model_server_max_concurrency": 2,
@@ -170,7 +174,10 @@ def server(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         yield Server(settings, settings.model_server_url, data, events, codec)
     finally:
-        manager.down(settings, ["model-server"], report=lambda _: None)
+        try:
+            manager.down(settings, ["model-server"], report=lambda _: None)
+        finally:
+            scratch_registry.remove(settings.model_name, settings.mlflow_experiment)
         assert not process.is_alive(record), "model server still running after down"
         assert process.tagged(record.run_tag) == [], "model server left children after down"
 
