@@ -1,8 +1,9 @@
 """`stack up --secure` on a private stack: the champion is registered through MLflow's basic auth
 and events flow over SASL_SSL under ACLs; Kafka refuses a client without credentials, with a
 wrong password, with a certificate of another CA, and a user outside its grants; the model
-server refuses a request without its token, MLflow one without the admin's login; no secret
-shows in any log or in `stack status`."""
+server refuses a request without its token, MLflow one without the admin's login, MongoDB one
+without TLS, without credentials or with a wrong password; no secret shows in any log or in
+`stack status`."""
 
 import json
 from collections.abc import Iterator
@@ -14,9 +15,10 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from icecube_stream.config import Settings
-from icecube_stream.connections import confluent_config
+from icecube_stream.connections import confluent_config, mongo_options
 from icecube_stream.events.batch import EventBatch, take_events
 from icecube_stream.events.dataset import DatasetWriter
 from icecube_stream.stack import credentials
@@ -104,7 +106,9 @@ def test_the_pipeline_runs_secured_and_refuses_what_it_should(
     as_emitter = {**env, **credentials.user_env(plain, "emitter")}
     produced = cli(as_emitter, "produce", "--data", str(tmp_path / "data"))
     assert produced.returncode == 0, produced.stderr
-    mongo = MongoClient(plain.mongo_url)[plain.mongo_database][plain.mongo_collection]
+    owner_settings = credentials.as_user(plain, credentials.ADMIN)
+    database = MongoClient(plain.mongo_url, **mongo_options(owner_settings))[plain.mongo_database]
+    mongo = database[plain.mongo_collection]
     ids = batch.event_id.tolist()
     wait_for(lambda: mongo.count_documents({"_id": {"$in": ids}}) == EVENTS, 180,
              "every event predicted over SASL_SSL")  # fmt: skip
@@ -135,6 +139,14 @@ def test_the_pipeline_runs_secured_and_refuses_what_it_should(
 
     refused = httpx.post(f"{plain.model_server_url}/predict", content=b"x", timeout=10)
     assert refused.status_code == 401
+    for refused_options, reason in (
+        ({"tls": True, "tlsCAFile": str(credentials.ca_file(plain))}, "requires authentication"),
+        (mongo_options(owner_settings) | {"password": "wrong"}, "Authentication failed"),
+        ({}, "timed out|closed|reset|SSL"),  # no TLS: the server only speaks TLS
+    ):
+        stranger = MongoClient(plain.mongo_url, serverSelectionTimeoutMS=3000, **refused_options)
+        with pytest.raises(PyMongoError, match=reason):
+            stranger[plain.mongo_database][plain.mongo_collection].find_one({})
     search = f"{plain.mlflow_tracking_uri}/api/2.0/mlflow/registered-models/search"
     assert httpx.get(search, timeout=10).status_code == 401
     assert httpx.get(search, auth=(credentials.ADMIN, "wrong"), timeout=10).status_code == 401

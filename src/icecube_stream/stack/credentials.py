@@ -3,10 +3,11 @@
 Each Kafka user is a SCRAM-SHA-512 credential created when the storage is formatted, with the
 least the component needs (ACLs under the StandardAuthorizer): the worker reads pulses and
 writes predictions and dead letters, the emitter only writes pulses, the operator reads what the
-operator's commands read. `admin` is the broker's own identity and the stack owner's, and
-MLflow's only writer (its basic-auth app). Passwords and the model-server token are random,
-made once, kept in files only their owner can read, and reach processes as ICECUBE_*_FILE
-variables, never in an argument or an environment value.
+operator's commands read. `admin` is the broker's own identity and the stack owner's, and the
+one user of MLflow (its basic-auth app) and of FerretDB (whose 1.24 has no roles). Passwords
+and the model-server token are random, made once, kept in files only their owner can read, and
+reach processes as ICECUBE_*_FILE variables; the exceptions, where a server reads a secret from
+one variable only, are named where they are set.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def as_user(settings: Settings, user: str) -> Settings:
             "model_server_token": SecretStr(secret(settings, "model-server-token")),
             "mlflow_username": ADMIN,
             "mlflow_password": SecretStr(secret(settings, "mlflow-admin")),
+            "mongo_username": ADMIN,
+            "mongo_password": SecretStr(secret(settings, f"mongo-{ADMIN}")),
+            "mongo_tls": True,
+            "mongo_ca_file": ca_file(settings),
         }
     )
 
@@ -82,6 +87,10 @@ def user_env(settings: Settings, user: str) -> dict[str, str]:
         "ICECUBE_KAFKA_CA_FILE": str(ca_file(settings)),
         "ICECUBE_KAFKA_PASSWORD_FILE": str(secret_file(settings, f"kafka-{user}")),
         "ICECUBE_MODEL_SERVER_TOKEN_FILE": str(secret_file(settings, "model-server-token")),
+        "ICECUBE_MONGO_USERNAME": ADMIN,
+        "ICECUBE_MONGO_PASSWORD_FILE": str(secret_file(settings, f"mongo-{ADMIN}")),
+        "ICECUBE_MONGO_TLS": "true",
+        "ICECUBE_MONGO_CA_FILE": str(ca_file(settings)),
         **mlflow_env(settings),
     }
 

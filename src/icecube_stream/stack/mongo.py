@@ -16,17 +16,34 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from icecube_stream.connections import mongo_options
+from icecube_stream.stack import credentials, pki
+from icecube_stream.stack.pki import Issued
 from icecube_stream.stack.service import Service, StackError, run_logged
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 
 
-def ferretdb_argv(binary: Path, host: str, port: int, state_dir: Path) -> list[str]:
+def ferretdb_argv(
+    binary: Path, host: str, port: int, state_dir: Path, tls: Issued | None = None
+) -> list[str]:
+    """Plain, or secured (`tls`): TLS only, and FerretDB's SCRAM authentication (experimental in
+    1.24, `--test-enable-new-auth`) with the stack's admin user made on first start."""
+    listen = [f"--listen-addr={host}:{port}"]
+    if tls is not None:
+        listen = [
+            "--listen-addr=",
+            f"--listen-tls={host}:{port}",
+            f"--listen-tls-cert-file={tls.cert}",
+            f"--listen-tls-key-file={tls.key}",
+            "--test-enable-new-auth",
+            f"--setup-username={credentials.ADMIN}",
+            "--setup-database=admin",
+        ]
     return [
         str(binary),
         "--handler=sqlite",
         f"--sqlite-url=file:{state_dir / 'data'}/",
-        f"--listen-addr={host}:{port}",
+        *listen,
         f"--state-dir={state_dir}",
         "--telemetry=disable",
         "--debug-addr=-",
@@ -91,17 +108,35 @@ class Mongo(Service):
     def argv(self) -> list[str]:
         host, port = self.settings.host, self.settings.mongo_port
         mongod = shutil.which("mongod")
+        if mongod and self.settings.stack_secure:
+            raise StackError("mongo: the secured stack runs FerretDB; take `mongod` off PATH")
         if mongod:
             return mongod_argv(mongod, host, port, self.state_dir)
-        return ferretdb_argv(self.ferretdb_binary, host, port, self.state_dir)
+        tls = None
+        if self.settings.stack_secure:
+            hosts = sorted({host, "localhost"})
+            tls = pki.Authority(self.settings.state_dir / "pki").issue(self.name, hosts)
+        return ferretdb_argv(self.ferretdb_binary, host, port, self.state_dir, tls)
+
+    def env(self) -> dict[str, str]:
+        """Secured: the admin's password for FerretDB's first start, which reads it from this
+        variable or a flag only (the variable stays out of `ps`)."""
+        env = super().env()
+        if self.settings.stack_secure:
+            password = credentials.secret(self.settings, f"mongo-{credentials.ADMIN}")
+            env["FERRETDB_SETUP_PASSWORD"] = password
+        return env
 
     def healthy(self) -> bool:
         """A `ping` command answered over the MongoDB wire protocol."""
+        owner = self.settings
+        if owner.stack_secure:
+            owner = credentials.as_user(owner, credentials.ADMIN)
         client: MongoClient[dict[str, object]] = MongoClient(
             self.endpoint,
             serverSelectionTimeoutMS=1000,
             connectTimeoutMS=1000,
-            **mongo_options(self.settings),
+            **mongo_options(owner),
         )
         try:
             return client.admin.command("ping").get("ok") == 1.0
