@@ -68,3 +68,23 @@ def test_the_ca_issues_a_certificate_for_the_listen_addresses_and_reuses_it(
     assert issued.key.stat().st_mode & 0o077 == 0
     again = Authority(tmp_path / "pki").issue("kafka-broker", ["localhost", "127.0.0.1"])
     assert again.cert.read_bytes() == issued.cert.read_bytes()
+
+
+def test_secured_ferretdb_listens_on_tls_only_and_never_has_a_password_in_argv(
+    tmp_path: Path,
+) -> None:
+    from icecube_stream.stack.mongo import Mongo
+
+    settings = Settings(state_dir=tmp_path, stack_secure=True, mongo_port=27018)
+    mongo = Mongo(settings)
+    argv = mongo.argv()
+    assert "--listen-addr=" in argv and "--listen-tls=127.0.0.1:27018" in argv
+    assert "--test-enable-new-auth" in argv
+    password = credentials.secret(settings, "mongo-admin")
+    assert password not in " ".join(argv)
+    assert mongo.env()["FERRETDB_SETUP_PASSWORD"] == password
+    plain = Mongo(Settings(state_dir=tmp_path, mongo_port=27018)).argv()
+    assert (
+        "--listen-addr=127.0.0.1:27018" in plain
+        and "FERRETDB_SETUP_PASSWORD" not in Mongo(Settings(state_dir=tmp_path)).env()
+    )
