@@ -6,14 +6,17 @@ compose.yaml, the Dockerfile or the Kubernetes manifests fails a test instead of
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
+from pydantic import SecretStr
 
 from icecube_stream.cli import app as cli_app
 from icecube_stream.config import Settings
@@ -22,11 +25,25 @@ ROOT = Path(__file__).resolve().parents[3]
 PREFIX = str(Settings.model_config.get("env_prefix", ""))
 SETTING_NAMES = frozenset(f"{PREFIX}{name.upper()}" for name in Settings.model_fields)
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?+][^}]*)?\}")
+FILE_SUFFIX = "_FILE"
+#: Settings whose value is a secret (SecretStr): in a deployment only ever ICECUBE_<NAME>_FILE.
+SECRET_SETTINGS = frozenset(
+    f"{PREFIX}{name.upper()}"
+    for name, field in Settings.model_fields.items()
+    if SecretStr in typing.get_args(field.annotation) or field.annotation is SecretStr
+)
 
 
 def unknown_settings(names: Iterable[str]) -> list[str]:
-    """ICECUBE_* names that no Settings field reads (a typo a container would silently ignore)."""
-    return sorted(n for n in names if n.startswith(PREFIX) and n not in SETTING_NAMES)
+    """ICECUBE_* names that no Settings field reads (a typo a container would silently ignore).
+    ICECUBE_<NAME>_FILE is read for every field NAME (its content is the value: secrets)."""
+    return sorted(
+        n
+        for n in names
+        if n.startswith(PREFIX)
+        and n not in SETTING_NAMES
+        and n.removesuffix(FILE_SUFFIX) not in SETTING_NAMES
+    )
 
 
 def setting_default(env_name: str) -> Any:
@@ -103,3 +120,41 @@ def interpolate_defaults(text: str) -> str:
         return ""
 
     return INTERPOLATION.sub(default, text)
+
+
+#: Compose replaces these when a later file sets them (shell commands); see merge_compose.
+REPLACED_KEYS = frozenset({"command", "entrypoint", "test"})
+#: Compose merges these sequences item by item, keyed by where each is mounted.
+BY_TARGET_KEYS = frozenset({"volumes", "secrets"})
+
+
+def _mount_target(key: str, item: Any) -> str:
+    if key == "secrets":
+        if isinstance(item, Mapping):
+            return str(item.get("target") or f"/run/secrets/{item['source']}")
+        return f"/run/secrets/{item}"
+    if isinstance(item, Mapping):
+        return str(item["target"])
+    return str(item).split(":")[1]
+
+
+def merge_compose(base: Any, override: Any, key: str | None = None) -> Any:
+    """`docker compose -f base -f override` as compose merges the two, for what our files use:
+    mappings key by key (environment, depends_on, healthcheck), a command or health-check test
+    replaced, volumes and secrets by their mount target, other sequences (ports) as a union."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = dict(base)
+        for name, value in override.items():
+            merged[name] = (
+                merge_compose(base[name], value, str(name))
+                if name in base
+                else copy.deepcopy(value)
+            )
+        return merged
+    if isinstance(base, list) and isinstance(override, list) and key not in REPLACED_KEYS:
+        if key in BY_TARGET_KEYS:
+            by_target = {_mount_target(key, item): item for item in base}
+            by_target |= {_mount_target(key, item): item for item in override}
+            return list(by_target.values())
+        return [*base, *(item for item in override if item not in base)]
+    return copy.deepcopy(override)
