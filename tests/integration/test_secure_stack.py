@@ -2,8 +2,8 @@
 and events flow over SASL_SSL under ACLs; Kafka refuses a client without credentials, with a
 wrong password, with a certificate of another CA, and a user outside its grants; the model
 server refuses a request without its token, MLflow one without the admin's login, MongoDB one
-without TLS, without credentials or with a wrong password; no secret shows in any log or in
-`stack status`."""
+without TLS, without credentials or with a wrong password; no secret shows in any log, in the
+worker's or model server's metrics, or in `stack status`."""
 
 import json
 from collections.abc import Iterator
@@ -154,8 +154,13 @@ def test_the_pipeline_runs_secured_and_refuses_what_it_should(
     status = cli(env, "stack", "status", "--json")
     every_log = "".join(p.read_text(errors="replace") for p in
                         Path(env["ICECUBE_STATE_DIR"], "logs").glob("*.log"))  # fmt: skip
+    metrics = (
+        httpx.get(plain.worker_metrics_url, timeout=10).text
+        + httpx.get(f"{plain.model_server_url}/metrics", timeout=10).text
+    )
     for secret in credentials.secrets_dir(plain).iterdir():
         value = secret.read_text()
         assert value not in every_log, f"{secret.name} in a log"
         assert value not in status.stdout + status.stderr, f"{secret.name} in stack status"
+        assert value not in metrics, f"{secret.name} in a metric"
     assert json.loads(status.stdout)["services"]["kafka"]["health"] == "healthy"
