@@ -7,10 +7,9 @@ default gossip port, 9094, is the second Kafka node's.
 
 from __future__ import annotations
 
-import httpx
 import yaml
 
-from icecube_stream.stack.service import Service, apt_install
+from icecube_stream.stack.service import Service, answers_ok, apt_install
 
 #: Fast enough that a test sees a notification within a minute of the alert firing.
 ROUTE = {"group_by": ["alertname", "component"], "group_wait": "10s",
@@ -54,7 +53,4 @@ class Alertmanager(Service):
         ]
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.endpoint}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.endpoint}/-/ready")

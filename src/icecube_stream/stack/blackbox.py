@@ -7,9 +7,7 @@ service writes (`probe_targets`); this process only answers /probe.
 
 from __future__ import annotations
 
-import httpx
-
-from icecube_stream.stack.service import Service, apt_install
+from icecube_stream.stack.service import Service, answers_ok, apt_install
 
 
 class Blackbox(Service):
@@ -34,7 +32,4 @@ class Blackbox(Service):
         ]
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.endpoint}/-/healthy", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.endpoint}/-/healthy")

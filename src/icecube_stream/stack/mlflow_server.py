@@ -6,10 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
-
 from icecube_stream.stack import credentials
-from icecube_stream.stack.service import Service
+from icecube_stream.stack.service import Service, answers_ok
 
 
 class MlflowServer(Service):
@@ -69,7 +67,4 @@ class MlflowServer(Service):
         return env
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.endpoint}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.endpoint}/health")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
 from icecube_stream.stack import credentials
-from icecube_stream.stack.service import Service
+from icecube_stream.stack.service import Service, answers_ok
 
 
 class ModelServer(Service):
@@ -53,7 +51,4 @@ class ModelServer(Service):
         return env
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.endpoint}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.endpoint}/readyz")

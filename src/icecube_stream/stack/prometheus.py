@@ -6,10 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
-
 from icecube_stream.config import Settings
-from icecube_stream.stack.service import Service, apt_install
+from icecube_stream.stack.service import Service, answers_ok, apt_install
 
 
 def scrape_targets(settings: Settings) -> dict[str, str]:
@@ -96,7 +94,4 @@ class Prometheus(Service):
         ]
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.endpoint}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(f"{self.endpoint}/-/ready")

@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
+
 from icecube_stream.config import Settings, settings_env
 from icecube_stream.stack.ports import is_listening
 
@@ -103,3 +105,11 @@ def apt_install(settings: Settings, package: str, binary: str) -> None:
         log,
         f"installing {package} with apt-get",
     )
+
+
+def answers_ok(url: str) -> bool:
+    """A health probe over HTTP: 200 within 2 s."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

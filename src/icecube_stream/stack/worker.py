@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import httpx
-
 from icecube_stream.stack import credentials
-from icecube_stream.stack.service import Service
+from icecube_stream.stack.service import Service, answers_ok
 
 
 class Worker(Service):
@@ -33,7 +31,4 @@ class Worker(Service):
         return {**super().env(), **secured}
 
     def healthy(self) -> bool:
-        try:
-            return httpx.get(self.endpoint, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers_ok(self.endpoint)
