@@ -147,3 +147,8 @@ def grants(settings: Settings) -> list[Grant]:
         Grant("operator", group, "reader-", prefixed, (read,)),
         Grant("operator", group, f"{app}-dlq-replay-", prefixed, (read, describe)),
     ]
+
+
+def bindings(settings: Settings) -> list[AclBinding]:
+    """Every ACL binding of `grants`, as Kafka's admin API takes them."""
+    return [binding for grant in grants(settings) for binding in grant.bindings()]

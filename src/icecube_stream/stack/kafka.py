@@ -335,8 +335,7 @@ class Kafka(Service):
         if not self.settings.stack_secure:
             return
         admin = AdminClient(confluent_config(self._owner()) | {"log_level": 0})
-        bindings = [b for grant in credentials.grants(self.settings) for b in grant.bindings()]
-        for binding, future in admin.create_acls(bindings).items():
+        for binding, future in admin.create_acls(credentials.bindings(self.settings)).items():
             try:
                 future.result(timeout=30)
             except Exception as error:

@@ -229,10 +229,9 @@ def kafka_access(
         )
         for user in credentials.USERS
     ]
-    bindings = [b for grant in credentials.grants(settings) for b in grant.bindings()]
     return [
         *_settle(admin.alter_user_scram_credentials(upserts), "set {}'s credential"),
-        *_settle(admin.create_acls(bindings), "create the ACL {}"),
+        *_settle(admin.create_acls(credentials.bindings(settings)), "create the ACL {}"),
     ]
 
 
