@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.model.loss import sigma_from_kappa, vmf_containment, vmf_radius
+from icecube_stream.physics.vmf import sigma_from_kappa, vmf_containment, vmf_radius
 
 CURVE_LEVELS = tuple(round(x, 2) for x in np.linspace(0.05, 0.95, 19))
 

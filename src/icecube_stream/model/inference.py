@@ -27,7 +27,7 @@ from icecube_stream.model.features import (
     PulseFeatures,
     build_features,
 )
-from icecube_stream.model.loss import sigma_from_kappa
+from icecube_stream.physics.vmf import sigma_from_kappa
 from icecube_stream.model.network import DirectionNet, NetworkConfig
 from icecube_stream.physics.angles import vector_to_angles
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from icecube_stream.model.calibration import calibration_report
-from icecube_stream.model.loss import vmf_containment, vmf_nll, vmf_radius
+from icecube_stream.model.loss import vmf_nll
+from icecube_stream.physics.vmf import vmf_containment, vmf_radius
 from icecube_stream.physics.angles import angles_to_vector
 
 pytestmark = pytest.mark.unit
