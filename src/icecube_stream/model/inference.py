@@ -27,9 +27,9 @@ from icecube_stream.model.features import (
     PulseFeatures,
     build_features,
 )
-from icecube_stream.physics.vmf import sigma_from_kappa
 from icecube_stream.model.network import DirectionNet, NetworkConfig
 from icecube_stream.physics.angles import vector_to_angles
+from icecube_stream.physics.vmf import sigma_from_kappa
 
 FORMAT_VERSION = 1
 #: Events per forward pass when predicting; sub-batches are cut from length-sorted events.

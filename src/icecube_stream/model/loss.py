@@ -8,7 +8,8 @@ written so that large kappa does not overflow (sinh) and small kappa does not lo
 
 It is smallest at mu = y for every kappa, and the best kappa grows as predictions get closer,
 so the network learns its own uncertainty. Near the pole vMF looks like a 2-D Gaussian with
-sigma = 1 / sqrt(kappa) per axis; that sigma (radians) is the uncertainty we report (physics/vmf.py).
+sigma = 1 / sqrt(kappa) per axis; that sigma (radians) is the uncertainty we report
+(physics/vmf.py).
 """
 
 from __future__ import annotations

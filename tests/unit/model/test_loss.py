@@ -4,8 +4,8 @@ import torch
 
 from icecube_stream.model.calibration import calibration_report
 from icecube_stream.model.loss import vmf_nll
-from icecube_stream.physics.vmf import vmf_containment, vmf_radius
 from icecube_stream.physics.angles import angles_to_vector
+from icecube_stream.physics.vmf import vmf_containment, vmf_radius
 
 pytestmark = pytest.mark.unit
 
