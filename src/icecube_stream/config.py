@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         Path.home() / ".local" / "state" / "icecube-stream",
         description="Runtime state of the local stack: data directories, logs, pid files.",
     )
+    skymap_url: str | None = Field(
+        None,
+        description="Where alert sky maps are stored: a folder or an fsspec URL (s3://bucket/"
+        "prefix with s3fs installed); default: skymaps/ in state_dir.",
+    )
     deploy_dir: Path = Field(
         Path(__file__).resolve().parents[2] / "deploy",
         description="Checked-in service configuration (Prometheus rules, dashboards, manifests).",
@@ -265,6 +270,11 @@ class Settings(BaseSettings):
     @property
     def mongo_url(self) -> str:
         return f"mongodb://{self.mongo_host or self.host}:{self.mongo_port}/"
+
+    @property
+    def skymap_base_url(self) -> str:
+        """The folder or object-store prefix alert sky maps are written under."""
+        return self.skymap_url or str(self.state_dir / "skymaps")
 
     @property
     def prometheus_url(self) -> str:

@@ -1,9 +1,9 @@
 """The package's layers, enforced: each part imports only the parts below it.
 
 Reading from the bottom: settings and the connection options every client derives from them;
-physics; the data sets; the wire format; the metrics; the model
-and the observers; the two runtimes (model server, stream worker); the Faust app; the local
-stack; the tools built on all of it; the command line. An import that points up, or one between
+physics; the sky (coordinates, maps); the data sets; the wire format; the metrics; the model,
+the observers and the alert policy; the two runtimes (model server, stream worker); the Faust
+app; the local stack; the tools built on all of it; the command line. An import that points up, or one between
 the two runtimes, fails here with the line that makes it.
 """
 
@@ -20,10 +20,11 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"connections"},
     {"physics"},
+    {"sky"},
     {"events"},
     {"wire"},
     {"metrics"},
-    {"model", "observe"},
+    {"model", "observe", "alerts"},
     {"serving", "stream"},
     {"app"},
     {"stack"},
