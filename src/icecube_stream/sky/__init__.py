@@ -1,0 +1,1 @@
+"""Where on the sky an event came from: equatorial coordinates, containment, sky maps."""
