@@ -193,6 +193,18 @@ class Settings(BaseSettings):
         30.0, description="A split event still missing parts after this is predicted incomplete."
     )
     mongo_collection: str = "predictions"
+    alert_min_track_probability: float = Field(
+        0.5, ge=0.0, le=1.0, description="Alert policy: least track probability of the model."
+    )
+    alert_min_charge: float = Field(
+        1000.0, ge=0.0, description="Alert policy: least total charge (p.e.), the energy proxy."
+    )
+    alert_max_radius90_deg: float = Field(
+        5.0, gt=0.0, description="Alert policy: largest 90 % containment radius (degrees)."
+    )
+    trigger_rate_hz: float = Field(
+        2700.0, gt=0.0, description="The detector's trigger rate the alert FAR estimate assumes."
+    )
     model_batch_events: int = Field(256, ge=1, description="Events per model-server request.")
     model_concurrency: int = Field(
         3, ge=1, description="Model-server requests a worker keeps in flight at once."
@@ -270,6 +282,12 @@ class Settings(BaseSettings):
     @property
     def mongo_url(self) -> str:
         return f"mongodb://{self.mongo_host or self.host}:{self.mongo_port}/"
+
+    @property
+    def mongo_alerts_collection(self) -> str:
+        """One document per alert, what was sent and whether it was: beside the predictions,
+        so every pipeline with a collection of its own has its own."""
+        return f"{self.mongo_collection}_alerts"
 
     @property
     def skymap_base_url(self) -> str:

@@ -133,6 +133,23 @@ PIPELINE_LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=WORKER_REGISTRY,
 )
+ALERTS_SENT = Counter(
+    "icecube_worker_alerts_total",
+    "Alerts produced to the alerts topic (each event at most once).",
+    registry=WORKER_REGISTRY,
+)
+ALERTS_ALREADY_SENT = Counter(
+    "icecube_worker_alerts_already_sent_total",
+    "Alerts of replayed events found already on the alerts topic, and not sent again.",
+    registry=WORKER_REGISTRY,
+)
+ALERT_LATENCY = Histogram(
+    "icecube_worker_alert_latency_seconds",
+    "From the event's time (trigger, else emitter send time) to its alert acknowledged on the "
+    "alerts topic.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60),
+    registry=WORKER_REGISTRY,
+)
 MODEL_CALL_SECONDS = Histogram(
     "icecube_worker_model_call_seconds",
     "One HTTP call to the model server, answered or not.",

@@ -3,8 +3,8 @@
 Reading from the bottom: settings and the connection options every client derives from them;
 physics; the sky (coordinates, maps); the data sets; the wire format; the metrics; the model,
 the observers and the alert policy; the two runtimes (model server, stream worker); the Faust
-app; the local stack; the tools built on all of it; the command line. An import that points up, or one between
-the two runtimes, fails here with the line that makes it.
+app; the local stack; the tools built on all of it; the command line. An import that points
+up, or one between the two runtimes, fails here with the line that makes it.
 """
 
 import ast

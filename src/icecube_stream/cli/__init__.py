@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from icecube_stream.cli import about, data, model, observe, stack, stream, tools, topics
+from icecube_stream.cli import about, data, model, observe, sky, stack, stream, tools, topics
 from icecube_stream.cli.help_format import hide_flag_metavars
 
 hide_flag_metavars()  # `--json`, not `--json <bool>`, in every command's --help
@@ -21,8 +21,8 @@ app = typer.Typer(
     callback=about.root_options,
 )
 
-app.command("alerts")(observe.alerts_command)
 app.command("check-truth")(observe.check_truth_command)
+app.command("skymap")(sky.skymap_command)
 app.command("simulate")(data.simulate)
 app.command("evaluate")(data.evaluate_command)
 app.command("stats")(data.stats_command)
@@ -40,6 +40,8 @@ app.add_typer(topics.topics_app, name="topics")
 app.add_typer(model.model_app, name="model")
 app.add_typer(stream.predictions_app, name="predictions")
 app.add_typer(stream.dlq_app, name="dlq")
+app.add_typer(observe.alerts_app, name="alerts")
+observe.alerts_app.command("tail")(stream.alerts_tail)
 
 
 def main() -> None:

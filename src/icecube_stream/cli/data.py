@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -166,9 +166,9 @@ def evaluate_command(
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
     summary = result.summary()
-    calibration = getattr(reconstructor, "calibration", None)
-    if calibration is not None:
-        summary["calibration"] = calibration(result.errors)
+    model_report = getattr(reconstructor, "report", None)
+    if model_report is not None:  # LineFit has no kappa and no classifier
+        summary.update(model_report(result.errors, result.event_types))
     if as_json:
         if plots is not None:
             summary["plots"] = [str(path) for path in written]
@@ -191,6 +191,10 @@ def evaluate_command(
             f"{cal['fraction_within_2sigma']:.1%} within 2 sigma "
             f"(expects {cal['expected_within_2sigma']:.1%})"
         )
+    if "containment" in summary:
+        _print_containment(summary["containment"])
+    if "classifier" in summary:
+        _print_classifier(summary["classifier"])
     for path in written:
         typer.echo(f"plot: {path}")
 
@@ -238,6 +242,51 @@ def stats_command(
     if stats.get("event_types"):
         Console().print(f"event types: {stats['event_types']}")
     Console().print(f"geometry: {geometry_name(dataset.geometry.identity)}")
+
+
+def _print_containment(containment: dict[str, Any]) -> None:
+    """The 50 % / 90 % containment table; the last column says whether 90 % is met."""
+    tolerance = round(100 * containment["tolerance_90"])
+
+    def row(name: str, figures: dict[str, Any]) -> tuple[str, ...]:
+        within = figures["fraction_within_90"]
+        return (
+            name,
+            str(figures["n_events"]),
+            _percent(figures["fraction_within_50"]),
+            _degrees(figures["median_radius_50_rad"]),
+            _percent(within),
+            _degrees(figures["median_radius_90_rad"]),
+            "-" if within is None else ("ok" if figures["within_tolerance_90"] else "OFF"),
+        )
+
+    print_table(
+        f"containment: truth within the vMF 50 % / 90 % radius (90 % target: 90 +- {tolerance} %)",
+        ("events", "n", "in r50", "median r50 (deg)", "in r90", "median r90 (deg)", "90 %"),
+        [row("all", containment), *(row(n, f) for n, f in containment["per_type"].items())],
+    )
+
+
+def _print_classifier(classifier: dict[str, Any]) -> None:
+    """Accuracy of the track/cascade call at the threshold, overall and per true type."""
+    track_like = classifier["per_class"]["track_like"]
+    rows = [
+        ("all", str(classifier["n_events"]), _percent(classifier["accuracy"])),
+        ("track-like", str(track_like["n_events"]), _percent(track_like["accuracy"])),
+        *(
+            (n, str(f["n_events"]), _percent(f["accuracy"]))
+            for n, f in classifier["per_type"].items()
+        ),
+    ]
+    print_table(
+        f"track/cascade classifier (track-like at p >= {classifier['threshold']})",
+        ("true type", "n", "accuracy"),
+        rows,
+    )
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction:.1%}"
 
 
 def _degrees(radians: float | None) -> str:

@@ -125,6 +125,17 @@ def train_command(
             f"(vMF expects {cal['expected_within_1sigma']:.1%} / "
             f"{cal['expected_within_2sigma']:.1%})",
         ),
+        (
+            "within the 50 / 90 % radius",
+            f"{outcome.containment['fraction_within_50']:.1%} / "
+            f"{outcome.containment['fraction_within_90']:.1%} (kappa scales: track-like "
+            f"{outcome.kappa_calibration['track_scale']:.3f}, cascade "
+            f"{outcome.kappa_calibration['cascade_scale']:.3f})",
+        ),
+        (
+            "track/cascade accuracy",
+            "-" if outcome.classifier is None else f"{outcome.classifier['accuracy']:.1%}",
+        ),
         ("training time", f"{outcome.train_seconds:.0f} s"),
         ("promoted", f"{outcome.promoted}: {outcome.reason}"),
         ("MLflow run", outcome.run_id),
@@ -155,7 +166,8 @@ def predict_command(
 ) -> None:
     """Directions and uncertainties for a data set, without the streaming pipeline.
 
-    Parquet columns: event_id, azimuth, zenith, sigma, x, y, z, angular_uncertainty, kappa
+    Parquet columns: event_id, azimuth, zenith, sigma, x, y, z, angular_uncertainty, kappa,
+    track_probability
     (angles and sigma in radians; sigma = angular_uncertainty). CSV: Kaggle's submission format.
     Data of a detector other than the model's is refused, naming both geometries.
     """

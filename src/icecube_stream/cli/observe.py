@@ -1,5 +1,6 @@
 """The observability commands, `alerts` and `check-truth`: thin wrappers over
-icecube_stream.observe."""
+icecube_stream.observe. `alerts` is also the group of `alerts tail` (cli/stream.py), the
+neutrino alerts on their topic."""
 
 from __future__ import annotations
 
@@ -14,14 +15,24 @@ import typer
 from icecube_stream.cli.common import console
 from icecube_stream.stack.kafka import current_settings
 
+alerts_app = typer.Typer(
+    help="Operations alerts in Prometheus; `alerts tail`: the neutrino alerts on their topic.",
+    invoke_without_command=True,
+)
 
+
+@alerts_app.callback()
 def alerts_command(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Where Prometheus is and which alerts are pending or firing there.
+    """Where Prometheus is and which alerts are pending or firing there; `alerts tail` prints
+    the neutrino alerts of `icecube.alerts` instead.
 
     Exits 1 when Prometheus does not answer (then nothing is known about alerts).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from icecube_stream.observe.alerts import PrometheusUnavailableError, active_alerts
 
     settings = current_settings()

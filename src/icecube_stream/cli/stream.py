@@ -161,6 +161,23 @@ def predictions_tail(
         _reachable(show)
 
 
+def alerts_tail(
+    last: Annotated[int, typer.Option("--last", "-n", min=0, help="Show the newest N first.")] = 10,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the newest neutrino alerts: name, time, RA/Dec, 90 % radius, p_astro, FAR, map."""
+    from icecube_stream.stream.tail import tail
+    from icecube_stream.wire.topics import ALERTS
+
+    def show() -> None:
+        for record in tail(current_settings(), last, follow, ALERTS):
+            _print_alert(record, as_json)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _reachable(show)
+
+
 @predictions_app.command("get")
 def predictions_get(
     event_id: Annotated[int, typer.Argument(help="The event's id.", show_default=False)],
@@ -195,6 +212,25 @@ def _print_prediction(record: dict[str, Any], as_json: bool) -> None:
         f"±{math.degrees(record['angular_uncertainty']):5.1f}°  "
         f"{record['model_name']} v{record['model_version']}  "
         f"{record['n_pulses']:>5} pulses  {latency:7.1f} ms{flags}"
+    )
+
+
+def _print_alert(record: dict[str, Any], as_json: bool) -> None:
+    """One line per alert, in GCN's units: degrees, TeV, per year for people."""
+    if as_json or "error" in record:
+        typer.echo(json.dumps(record))
+        return
+    from datetime import datetime
+
+    made = datetime.fromisoformat(record["alert_datetime"])
+    latency = made - datetime.fromisoformat(record["trigger_time"])
+    per_year = record["far"] * 365.25 * 86400
+    typer.echo(
+        f"{record['event_name'][0]}  {record['trigger_time']} ({record['trigger_time_source']})  "
+        f"RA {record['ra']:7.2f}°  Dec {record['dec']:+6.2f}°  "
+        f"±{record['ra_dec_error']:.2f}° (90 %)  {record['nu_energy']:.0f} TeV  "
+        f"p_astro {record['p_astro']:.2f}  FAR {per_year:.3g}/yr  "
+        f"after {latency.total_seconds():.2f} s  {record['healpix_url']}"
     )
 
 

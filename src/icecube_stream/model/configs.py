@@ -23,6 +23,10 @@ class TrainConfig:
     #: barely learns; this keeps pulling every event toward the truth. It beat a (1 - cos) term
     #: by 0.03-0.04 in the LineFit ratio (docs/model.md).
     angle_weight: float = 1.0
+    #: Weight of the track-vs-cascade cross-entropy (only where the data has event types). The
+    #: classifier shares the body, so a heavy term could take capacity from the direction; at
+    #: this weight the quick model's direction error did not suffer (docs/model.md).
+    classifier_weight: float = 0.2
     #: Use at most this many training events (None: all); keeps `quick` quick on big data sets.
     max_train_events: int | None = None
     validation_fraction: float = 0.1

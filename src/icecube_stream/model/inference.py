@@ -2,9 +2,14 @@
 
 `DirectionModel.predict` is the single inference path (evaluation, benchmark, MLflow pyfunc,
 the model server): features from the shared builder, length-bucketed sub-batches so padding stays
-small, directions and kappa back in the caller's order. On disk a model is a directory with
-config.json (with the geometry identity), weights.pt (a state_dict, loaded with
-weights_only=True: no pickled code) and geometry.npy.
+small, directions, kappa and the track probability back in the caller's order. The kappa it
+returns is calibrated (kappa_calibration.py) when the model carries a calibration, so every
+consumer of kappa and sigma gets the same, calibrated numbers. On disk a model is a directory
+with config.json (with the geometry identity and the calibration), weights.pt (a state_dict,
+loaded with weights_only=True: no pickled code) and geometry.npy.
+
+Format 2 added the classifier output and the calibration; format 1 directories (a 4-output head,
+no calibration) still load, and predict a NaN track probability and the raw kappa.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ from icecube_stream.model.features import (
     PulseFeatures,
     build_features,
 )
+from icecube_stream.model.kappa_calibration import KappaCalibration
 from icecube_stream.model.network import DirectionNet, NetworkConfig
 from icecube_stream.physics.angles import vector_to_angles
 from icecube_stream.physics.vmf import sigma_from_kappa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Formats `load` reads: 1 predates the classifier head and the kappa calibration.
+READABLE_FORMATS = (1, 2)
 #: Events per forward pass when predicting; sub-batches are cut from length-sorted events.
 INFERENCE_CHUNK = 256
 
@@ -41,8 +49,9 @@ class Prediction:
     azimuth: NDArray[np.float64]
     zenith: NDArray[np.float64]
     direction: NDArray[np.float64]  # (n, 3) unit vectors, source direction
-    kappa: NDArray[np.float64]
+    kappa: NDArray[np.float64]  # calibrated when the model has a calibration
     sigma: NDArray[np.float64]  # radians, 1 / sqrt(kappa)
+    track_probability: NDArray[np.float64]  # P(track-like); NaN when the model has no classifier
 
 
 class DirectionModel:
@@ -52,12 +61,16 @@ class DirectionModel:
         network: NetworkConfig,
         geometry: Geometry,
         net: DirectionNet | None = None,
+        calibration: KappaCalibration | None = None,
     ) -> None:
         self.features = features
-        self.network = network
         self.geometry = geometry
         self.net = net if net is not None else DirectionNet(network)
+        # The net's own config wins: `fit` drops the classifier for data without event types,
+        # and config.json must describe the head the weights have.
+        self.network = self.net.config
         self.net.eval()
+        self.calibration = calibration
 
     def check_geometry(self, geometry: Geometry) -> None:
         """Refuse data from another detector: features would put its sensors in wrong places."""
@@ -84,7 +97,9 @@ class DirectionModel:
         )
 
     def predict_features(self, features: PulseFeatures, chunk: int = INFERENCE_CHUNK) -> Prediction:
-        direction, kappa = predict_arrays(self.net, features, chunk)
+        direction, kappa, track_probability = predict_arrays(self.net, features, chunk)
+        if self.calibration is not None:
+            kappa = self.calibration.apply(kappa, track_probability)
         azimuth, zenith = vector_to_angles(direction)
         return Prediction(
             azimuth=azimuth,
@@ -92,6 +107,7 @@ class DirectionModel:
             direction=direction,
             kappa=kappa,
             sigma=sigma_from_kappa(kappa),
+            track_probability=track_probability,
         )
 
     def predict(
@@ -121,6 +137,7 @@ class DirectionModel:
             "pulse_features": list(PULSE_FEATURES),
             "event_features": list(EVENT_FEATURES),
             "geometry_id": self.geometry.identity,
+            "calibration": None if self.calibration is None else self.calibration.as_dict(),
         }
         (directory / "config.json").write_text(json.dumps(config, indent=2))
         torch.save(self.net.state_dict(), directory / "weights.pt")
@@ -130,7 +147,7 @@ class DirectionModel:
     @classmethod
     def load(cls, directory: Path) -> DirectionModel:
         config: dict[str, Any] = json.loads((directory / "config.json").read_text())
-        if config.get("format_version") != FORMAT_VERSION:
+        if config.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"unsupported model format {config.get('format_version')}")
         if config["pulse_features"] != list(PULSE_FEATURES) or config["event_features"] != list(
             EVENT_FEATURES
@@ -141,7 +158,8 @@ class DirectionModel:
                 f"{len(PULSE_FEATURES)} / {len(EVENT_FEATURES)})"
             )
         features = FeatureConfig(**config["features"])
-        network = NetworkConfig(**config["network"])
+        # Format 1 predates the classifier: its head has 4 outputs and its config no such key.
+        network = NetworkConfig(**{"classifier": False, **config["network"]})
         net = DirectionNet(network)
         state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
@@ -151,27 +169,37 @@ class DirectionModel:
             raise ValueError(
                 f"geometry.npy has identity {geometry.identity}, config.json says {recorded}"
             )
-        return cls(features, network, geometry, net)
+        calibration = config.get("calibration")
+        return cls(
+            features,
+            network,
+            geometry,
+            net,
+            None if calibration is None else KappaCalibration.from_dict(calibration),
+        )
 
 
 def predict_arrays(
     net: DirectionNet, features: PulseFeatures, chunk: int = INFERENCE_CHUNK
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Directions (n, 3) and kappa (n,) in input order, forward passes on length-sorted chunks."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Directions (n, 3), raw kappa (n,) and track probability (n,; NaN without a classifier)
+    in input order, forward passes on length-sorted chunks."""
     n = features.n_events
     direction = np.empty((n, 3), dtype=np.float64)
     kappa = np.empty(n, dtype=np.float64)
+    track_probability = np.empty(n, dtype=np.float64)
     was_training = net.training
     net.eval()
     with torch.inference_mode():
         for idx in bucketed_batches(features.lengths, chunk):
             batch = features.pad(idx)
-            d, k = net(
+            out = net(
                 torch.from_numpy(batch.pulses),
                 torch.from_numpy(batch.mask),
                 torch.from_numpy(batch.events),
             )
-            direction[idx] = d.numpy()
-            kappa[idx] = k.numpy()
+            direction[idx] = out.direction.numpy()
+            kappa[idx] = out.kappa.numpy()
+            track_probability[idx] = torch.sigmoid(out.track_logit).numpy()
     net.train(was_training)
-    return direction, kappa
+    return direction, kappa, track_probability

@@ -18,6 +18,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.nn import functional
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -26,3 +27,16 @@ def vmf_nll(direction: Tensor, kappa: Tensor, target: Tensor) -> Tensor:
     """Per-event negative log-likelihood; direction and target are unit vectors (n, 3)."""
     cos = (direction * target).sum(dim=-1)
     return -torch.log(kappa) + kappa * (1.0 - cos) + torch.log(-torch.expm1(-2.0 * kappa)) + LOG_2PI
+
+
+def track_bce(track_logit: Tensor, truth: Tensor) -> Tensor:
+    """Mean binary cross-entropy of the track logit over the events whose truth is known.
+
+    truth is 1 (track-like), 0 (cascade) or NaN (unknown: real data has no topology); with no
+    known event the term is an exact zero that carries no gradient, so training on such data
+    is the direction training alone.
+    """
+    known = ~torch.isnan(truth)
+    if not bool(known.any()):
+        return torch.zeros((), dtype=track_logit.dtype)
+    return functional.binary_cross_entropy_with_logits(track_logit[known], truth[known])

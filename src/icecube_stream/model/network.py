@@ -9,13 +9,16 @@ pooled (mean and max), the pooled vector is broadcast back and each pulse is upd
 of itself and the event context. That costs O(pulses) where self-attention costs O(pulses^2);
 `n_attention` real self-attention blocks can be added for a slower, richer model (measured in
 docs/model.md). Masked mean / max / attention pooling turn the set into one vector. The head sees
-that vector plus the event summaries (robust LineFit among them) and outputs a direction and a
-von Mises-Fisher concentration kappa.
+that vector plus the event summaries (robust LineFit among them) and outputs a direction, a
+von Mises-Fisher concentration kappa and, with `classifier`, a track-vs-cascade logit: one more
+output of the same head costs nothing measurable, and the topology tells a consumer whether
+the event is the kind worth an alert (and lets the kappa calibration treat the two apart).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -41,9 +44,18 @@ class NetworkConfig:
     activation: str = "gelu"
     n_pulse_features: int = len(PULSE_FEATURES)
     n_event_features: int = len(EVENT_FEATURES)
+    #: A fifth head output, the track-vs-cascade logit. Models saved before it existed have a
+    #: 4-output head; they load with classifier=False (inference.py) and predict NaN.
+    classifier: bool = True
 
-    def as_dict(self) -> dict[str, int | str]:
+    def as_dict(self) -> dict[str, int | str | bool]:
         return asdict(self)
+
+
+class NetOutput(NamedTuple):
+    direction: Tensor  # (n, 3) unit vectors
+    kappa: Tensor  # (n,) vMF concentration, > KAPPA_MIN
+    track_logit: Tensor  # (n,) log-odds of a track-like event; NaN without a classifier
 
 
 class DirectionNet(nn.Module):
@@ -81,11 +93,11 @@ class DirectionNet(nn.Module):
             act(),
             nn.Linear(2 * d, d),
             act(),
-            nn.Linear(d, 4),
+            nn.Linear(d, 5 if config.classifier else 4),
         )
 
-    def forward(self, pulses: Tensor, mask: Tensor, events: Tensor) -> tuple[Tensor, Tensor]:
-        """pulses (n, L, F), mask (n, L) True = real, events (n, G) -> unit (n, 3), kappa (n,)."""
+    def forward(self, pulses: Tensor, mask: Tensor, events: Tensor) -> NetOutput:
+        """pulses (n, L, F), mask (n, L) True = real, events (n, G) -> direction, kappa, logit."""
         width = pulses.shape[1]
         context = events[:, None, :].expand(-1, width, -1)
         h = self.encoder(torch.cat([pulses, context], dim=-1))
@@ -110,7 +122,8 @@ class DirectionNet(nn.Module):
         )
         direction = functional.normalize(out[:, :3] + prior, dim=-1, eps=1e-6)
         kappa = functional.softplus(out[:, 3]) + KAPPA_MIN
-        return direction, kappa
+        track_logit = out[:, 4] if self.config.classifier else torch.full_like(kappa, float("nan"))
+        return NetOutput(direction, kappa, track_logit)
 
 
 def _masked_mean_max(h: Tensor, real: Tensor, padding: Tensor | None) -> tuple[Tensor, Tensor]:

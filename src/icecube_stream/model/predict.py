@@ -13,6 +13,7 @@ from icecube_stream.model.inference import DirectionModel
 
 #: Angles and sigma in radians. `sigma` and `angular_uncertainty` are the same number: the first
 #: is the name the model's pyfunc and Kaggle-minded users expect, the second the model API's.
+#: `track_probability` is NaN for a model without a classifier.
 COLUMNS = (
     "event_id",
     "azimuth",
@@ -23,6 +24,7 @@ COLUMNS = (
     "z",
     "angular_uncertainty",
     "kappa",
+    "track_probability",
 )
 #: The competition's submission columns; azimuth in [0, 2pi), zenith in [0, pi], radians.
 KAGGLE_COLUMNS = ("event_id", "azimuth", "zenith")
@@ -66,6 +68,7 @@ def predict_dataset(
                     "z": pred.direction[:, 2],
                     "angular_uncertainty": pred.sigma,
                     "kappa": pred.kappa,
+                    "track_probability": pred.track_probability,
                 }
             )
         )

@@ -39,9 +39,10 @@ class ModelLoadError(ValueError):
 
 
 class DirectionPyfunc(PythonModel):
-    """MLflow pyfunc face of a DirectionModel: pulses (Kaggle columns) in, one row per event out.
+    """MLflow pyfunc face of a DirectionModel: pulses (Kaggle columns) in, one row per event out
+    (angles, sigma and calibrated kappa, track_probability: NaN for a model without a classifier).
 
-    Holds no weights when pickled; `load_context` reads them from the logged artifact.
+        Holds no weights when pickled; `load_context` reads them from the logged artifact.
     """
 
     def load_context(self, context: Any) -> None:
@@ -68,6 +69,7 @@ class DirectionPyfunc(PythonModel):
                 "zenith": pred.zenith,
                 "sigma": pred.sigma,
                 "kappa": pred.kappa,
+                "track_probability": pred.track_probability,
             }
         ).to_pandas()
 
@@ -163,7 +165,14 @@ def _signature() -> Any:
         },
     ).to_pandas()
     out = pl.DataFrame(
-        {"event_id": [1], "azimuth": [0.0], "zenith": [0.0], "sigma": [0.1], "kappa": [100.0]}
+        {
+            "event_id": [1],
+            "azimuth": [0.0],
+            "zenith": [0.0],
+            "sigma": [0.1],
+            "kappa": [100.0],
+            "track_probability": [0.5],
+        }
     ).to_pandas()
     return infer_signature(pulses, out)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from icecube_stream.model.batching import bucketed_batches
 from icecube_stream.model.configs import TrainConfig
 from icecube_stream.model.features import PulseFeatures
 from icecube_stream.model.inference import predict_arrays
-from icecube_stream.model.loss import vmf_nll
+from icecube_stream.model.loss import track_bce, vmf_nll
 from icecube_stream.model.network import DirectionNet
 from icecube_stream.physics.angles import angular_distance
 
@@ -41,6 +41,8 @@ class EpochReport:
     val_mean_angular_error: float
     val_median_angular_error: float
     seconds: float
+    #: Share of validation events of known topology the classifier gets right (None: no truth).
+    val_track_accuracy: float | None = None
 
 
 @dataclass
@@ -60,14 +62,25 @@ def set_threads(threads: int) -> None:
 def evaluate_loss(
     net: DirectionNet, features: PulseFeatures, targets: NDArray[np.float64]
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Mean vMF loss, angular errors, predicted directions and kappa on a whole set."""
-    direction, kappa = predict_arrays(net, features)
+    """Mean vMF loss, angular errors, predicted directions and raw kappa on a whole set."""
+    direction, kappa, _ = predict_arrays(net, features)
     with torch.inference_mode():
         loss = vmf_nll(
             torch.from_numpy(direction), torch.from_numpy(kappa), torch.from_numpy(targets)
         )
     errors = angular_distance(direction, targets)
     return float(loss.mean()), errors, direction, kappa
+
+
+def track_accuracy(
+    net: DirectionNet, features: PulseFeatures, truth: NDArray[np.float64] | None
+) -> float | None:
+    """Share of events of known topology classified right at probability 0.5."""
+    known = None if truth is None else ~np.isnan(truth)
+    if truth is None or known is None or not known.any() or not net.config.classifier:
+        return None
+    _, _, probability = predict_arrays(net, features)
+    return float(np.mean((probability[known] >= 0.5) == (truth[known] == 1.0)))
 
 
 def fit(
@@ -78,15 +91,23 @@ def fit(
     val_targets: NDArray[np.float64],
     on_epoch: Callable[[EpochReport], None] | None = None,
     on_step: Callable[[int], None] | None = None,
+    train_track: NDArray[np.float64] | None = None,
+    val_track: NDArray[np.float64] | None = None,
 ) -> tuple[DirectionNet, History]:
     """Train with AdamW and a one-cycle schedule; keep the weights of the best validation epoch.
 
+    `train_track` / `val_track` are the topology truth (1 track-like, 0 cascade, NaN unknown):
+    where known, a binary cross-entropy term weighted `classifier_weight` trains the classifier
+    head. Without any (real data) the network is built without the head, so its track
+    probability is NaN rather than the guess of an untrained output.
     `on_step` is called with the number of events of every optimiser step (progress bars).
     """
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    net = DirectionNet(config.network)
+    has_truth = train_track is not None and bool((~np.isnan(train_track)).any())
+    network = config.network if has_truth else replace(config.network, classifier=False)
+    net = DirectionNet(network)
     optimiser = torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -98,6 +119,11 @@ def fit(
         pct_start=0.15,
     )
     targets = torch.from_numpy(train_targets.astype(np.float32))
+    track = torch.from_numpy(
+        np.full(train.n_events, np.nan, np.float32)
+        if train_track is None
+        else train_track.astype(np.float32)
+    )
     history = History()
     best_state: dict[str, torch.Tensor] | None = None
     for epoch in range(1, config.epochs + 1):
@@ -106,7 +132,7 @@ def fit(
         total, count = 0.0, 0
         for idx in bucketed_batches(train.lengths, config.batch_size, rng):
             batch = train.pad(idx)
-            direction, kappa = net(
+            direction, kappa, track_logit = net(
                 torch.from_numpy(batch.pulses),
                 torch.from_numpy(batch.mask),
                 torch.from_numpy(batch.events),
@@ -115,6 +141,8 @@ def fit(
             cosine = (direction * target).sum(dim=-1).clamp(-1.0 + 1e-6, 1.0 - 1e-6)
             angle = torch.acos(cosine)
             loss = (vmf_nll(direction, kappa, target) + config.angle_weight * angle).mean()
+            if net.config.classifier and config.classifier_weight > 0:
+                loss = loss + config.classifier_weight * track_bce(track_logit, track[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -132,6 +160,7 @@ def fit(
             val_mean_angular_error=float(np.mean(errors)),
             val_median_angular_error=float(np.median(errors)),
             seconds=time.perf_counter() - started,
+            val_track_accuracy=track_accuracy(net, val, val_track),
         )
         history.epochs.append(report)
         if report is history.best:

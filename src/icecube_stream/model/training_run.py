@@ -24,10 +24,12 @@ from icecube_stream.events.evaluate import linefit_reconstructor
 from icecube_stream.events.geometry import Geometry, icecube_geometry, require_same_geometry
 from icecube_stream.model import plots
 from icecube_stream.model.batching import bucketed_batches, padding_fraction, random_batches
-from icecube_stream.model.calibration import calibration_report
+from icecube_stream.model.calibration import calibration_report, containment_report
+from icecube_stream.model.classifier import classifier_report
 from icecube_stream.model.configs import TrainConfig
 from icecube_stream.model.data import LabelledSet, labelled, load_events, select
-from icecube_stream.model.inference import DirectionModel
+from icecube_stream.model.inference import DirectionModel, predict_arrays
+from icecube_stream.model.kappa_calibration import fit_kappa_calibration
 from icecube_stream.model.registry import log_and_register
 from icecube_stream.model.train import EpochReport, evaluate_loss, fit, validation_mask
 from icecube_stream.physics.angles import angular_distance_angles
@@ -49,6 +51,11 @@ class TrainOutcome:
     champion_val_mean_angular_error_rad: float | None
     linefit_val_mean_angular_error_rad: float
     calibration: dict[str, Any]
+    #: The fitted kappa scales (config.json's `calibration`), the classifier's validation
+    #: figures (None when the data has no event types) and the calibrated 50 / 90 % containment.
+    kappa_calibration: dict[str, float]
+    classifier: dict[str, Any] | None
+    containment: dict[str, Any]
     train_seconds: float
     n_train: int
     n_val: int
@@ -178,13 +185,21 @@ def train_and_register(
             val.targets,
             on_epoch=on_epoch,
             on_step=hooks.on_step,
+            train_track=train.track,
+            val_track=val.track,
         )
         train_seconds = time.perf_counter() - started
-        _, errors, _, kappa = evaluate_loss(net, val.features, val.targets)
+        _, errors, _, raw_kappa = evaluate_loss(net, val.features, val.targets)
+        _, _, track_probability = predict_arrays(net, val.features)
+        kappa_calibration = fit_kappa_calibration(errors, raw_kappa, track_probability)
+        kappa = kappa_calibration.apply(raw_kappa, track_probability)
         assert val.batch.azimuth is not None and val.batch.zenith is not None
         lf_az, lf_zen = linefit_reconstructor(val.batch)
         lf_errors = angular_distance_angles(val.batch.azimuth, val.batch.zenith, lf_az, lf_zen)
         cal = calibration_report(errors, kappa)
+        types = val.batch.extra.get("event_type")
+        classifier = None if types is None else classifier_report(track_probability, types)
+        containment = containment_report(errors, kappa, types)
         mean_error = float(np.mean(errors))
         mlflow.log_metrics(
             {
@@ -198,12 +213,19 @@ def train_and_register(
                 "expected_within_2sigma": cal["expected_within_2sigma"],
                 "train_seconds": train_seconds,
                 "best_epoch": history.best.epoch,
+                "kappa_scale_track": kappa_calibration.track_scale,
+                "kappa_scale_cascade": kappa_calibration.cascade_scale,
+                "val_within_50": containment["fraction_within_50"],
+                "val_within_90": containment["fraction_within_90"],
+                **({} if classifier is None else {"val_track_accuracy": classifier["accuracy"]}),
             }
         )
         _log_figures(val, errors, lf_errors, cal)
         mlflow.log_dict(cal, "calibration.json")
 
-        model = DirectionModel(config.features, config.network, val.batch.geometry, net)
+        model = DirectionModel(
+            config.features, net.config, val.batch.geometry, net, kappa_calibration
+        )
         registration = log_and_register(model, val, settings, promote, config_name=config.name)
         _say(hooks, registration.reason)
     return TrainOutcome(
@@ -216,6 +238,9 @@ def train_and_register(
         champion_val_mean_angular_error_rad=registration.champion_error,
         linefit_val_mean_angular_error_rad=float(np.mean(lf_errors)),
         calibration=cal,
+        kappa_calibration=kappa_calibration.as_dict(),
+        classifier=classifier,
+        containment=containment,
         train_seconds=train_seconds,
         n_train=train.features.n_events,
         n_val=val.features.n_events,

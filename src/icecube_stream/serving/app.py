@@ -130,6 +130,7 @@ def create_app(holder: ModelHolder, settings: Settings, codec: AvroCodec) -> Sta
                 prediction.direction,
                 prediction.sigma,
                 refused=tuple(verdict.problems),
+                track_probability=prediction.track_probability,
             ).finite_only()
         else:
             answer = PredictionBatch.refusing(served.name, served.version, verdict.problems)

@@ -26,7 +26,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported
 from pydantic import SecretStr
 
 from icecube_stream.config import Settings
-from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES
+from icecube_stream.wire.topics import ALERTS, DLQ, PREDICTIONS, PULSES
 
 ADMIN = "admin"
 USERS = (ADMIN, "worker", "emitter", "operator")
@@ -137,12 +137,15 @@ def grants(settings: Settings) -> list[Grant]:
         Grant("worker", topic, settings.topic(PULSES), literal, (read, describe)),
         Grant("worker", topic, settings.topic(PREDICTIONS), literal, (write, describe)),
         Grant("worker", topic, settings.topic(DLQ), literal, (write, describe)),
+        # Read: after a crash the worker looks on the topic for an alert it may have sent.
+        Grant("worker", topic, settings.topic(ALERTS), literal, (write, read, describe)),
         # Faust's own topics (the assignor's leader topic) and the consumer group.
         Grant("worker", topic, app, prefixed, (AclOperation.ALL,)),
         Grant("worker", group, app, prefixed, (read, describe)),
         Grant("emitter", topic, settings.topic(PULSES), literal, (write, describe)),
         Grant("operator", topic, settings.topic(PREDICTIONS), literal, (read, describe)),
         Grant("operator", topic, settings.topic(DLQ), literal, (read, describe)),
+        Grant("operator", topic, settings.topic(ALERTS), literal, (read, describe)),
         Grant("operator", topic, settings.topic(PULSES), literal, (write, describe)),  # replay
         Grant("operator", group, "reader-", prefixed, (read,)),
         Grant("operator", group, f"{app}-dlq-replay-", prefixed, (read, describe)),

@@ -25,6 +25,7 @@ from icecube_stream.stream.messages import Incoming
 from icecube_stream.stream.model_client import ModelClient
 from icecube_stream.stream.pipeline import Pipeline
 from icecube_stream.stream.sinks import Connected, PredictionSink
+from icecube_stream.stream.sinks.alerts import KafkaAlerts
 from icecube_stream.stream.sinks.dead_letters import DeadLetters
 from icecube_stream.stream.sinks.kafka import KafkaPredictions
 from icecube_stream.stream.sinks.mongo import MongoPredictions
@@ -55,7 +56,11 @@ class Worker(faust.Service):
         self.ledger = AckLedger()
         self.ready = asyncio.Event()
         self.model = ModelClient(settings)
-        self.sinks: list[PredictionSink] = [KafkaPredictions(settings), MongoPredictions(settings)]
+        self.sinks: list[PredictionSink] = [
+            KafkaPredictions(settings),
+            MongoPredictions(settings),
+            KafkaAlerts(settings),
+        ]
         self.dead_letters = DeadLetters(settings)
         self.connected: list[Connected] = [*self.sinks, self.dead_letters]
         self.pipeline = Pipeline(settings, self.model, self.sinks, self.dead_letters)

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -42,8 +43,9 @@ from icecube_stream.stack import manager, process
 from icecube_stream.stream import emitter, topics
 from icecube_stream.stream.events import Events
 from icecube_stream.tools.waiting import wait_for_predictions
+from icecube_stream.wire.codec import AvroCodec, JsonCodec
 from icecube_stream.wire.frame import encode_frame
-from icecube_stream.wire.topics import PREDICTIONS, PULSES, topic_codec
+from icecube_stream.wire.topics import ALERTS, PREDICTIONS, PULSES, json_codec, topic_codec
 
 COMPONENTS = ["model-server", "worker"]
 OCTETS = {"content-type": "application/octet-stream"}
@@ -73,6 +75,8 @@ class BenchResult:
     kafka_eps: float
     inference_eps: float
     naive_http_eps: float
+    alerts: int = 0  # alerts of the latency run's events
+    alert_latency_p99_s: float = float("nan")  # their event time -> alert on the topic
     cpu_s_per_1000_events: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -96,6 +100,8 @@ class BenchResult:
             "headroom": round(self.sustainable_rate_hz / self.offered_rate_hz, 2),
             "lost": self.lost,
             "duplicated": self.duplicated,
+            "alerts": self.alerts,
+            "alert_latency_p99_s": round(self.alert_latency_p99_s, 4),
             "reference": {
                 "kafka_produce_consume_eps": round(self.kafka_eps, 1),
                 "naive_http_per_event_eps": round(self.naive_http_eps, 1),
@@ -154,6 +160,7 @@ class Bench:
         self.collection = self.mongo[settings.mongo_database][self.settings.mongo_collection]
         self.expected: set[int] = set()  # ids of every accepted event sent
         self.predictions = PredictionReader(self.settings)
+        self.alerts = PredictionReader(self.settings, ALERTS)
         self.reuses = 0
 
     def run(self, rate_hz: float, rounds: int = 3) -> list[BenchResult]:
@@ -171,7 +178,9 @@ class Bench:
         finally:
             manager.down(self.settings, COMPONENTS, report=lambda _: None)
             self.predictions.close()
+            self.alerts.close()
             self.collection.drop()
+            self.mongo[self.settings.mongo_database][self.settings.mongo_alerts_collection].drop()
             self.mongo.close()
             delete_topics(self.settings)
 
@@ -184,6 +193,8 @@ class Bench:
         self.say(f"  latency: {paced.n_events:,} events offered at {rate_hz:,.0f} Hz")
         p50, p99 = self._latency(paced, rate_hz)
         self.say(f"    p50 {p50:.3f} s, p99 {p99:.3f} s")
+        alerts, alert_p99 = self._alert_latency(paced)
+        self.say(f"    {alerts} alerts, trigger to alert p99 {alert_p99:.3f} s")
         self.say(f"  throughput: {fast.n_events:,} events as fast as possible")
         throughput, cpu = self._throughput(fast)
         self.say(f"    {throughput:,.0f} events/s end to end")
@@ -207,6 +218,8 @@ class Bench:
             kafka_eps=kafka_eps,
             inference_eps=inference_eps,
             naive_http_eps=naive_eps,
+            alerts=alerts,
+            alert_latency_p99_s=alert_p99,
             cpu_s_per_1000_events={k: v / fast.n_events * 1000 for k, v in cpu.items()},
         )
 
@@ -244,6 +257,17 @@ class Bench:
         self._send(batch, rate_hz)
         emitted, written = self._timestamps(batch)
         return percentiles((written - emitted) / 1e9)
+
+    def _alert_latency(self, batch: EventBatch) -> tuple[int, float]:
+        """The batch's alerts and the p99 from event time to the alert's record timestamp
+        (taken as the worker hands it to the producer, once its sky map is written)."""
+        parts = [self.alerts.read_new()]
+        while parts[-1][0].size:  # a step's alert may land just after its predictions
+            time.sleep(0.5)
+            parts.append(self.alerts.read_new())
+        ids, event_time, sent = (np.concatenate(column) for column in zip(*parts, strict=True))
+        ours = np.isin(ids, batch.event_id)
+        return int(ours.sum()), percentiles((sent[ours] - event_time[ours]) / 1e9)[1]
 
     def _sustainable(self, events: EventBatch, start_hz: float) -> float:
         """The highest rate on a ladder through start_hz (factor LADDER_FACTOR) whose p99 stayed
@@ -343,12 +367,16 @@ class Bench:
 
 
 class PredictionReader:
-    """The predictions topic read from where the last read stopped: event id, emit time and
-    the record's timestamp (ms) of every prediction since."""
+    """The predictions (or alerts) topic read from where the last read stopped: event id,
+    event time and the record's timestamp (ms) of every record since."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.topic(PREDICTIONS)
-        self.codec = topic_codec(PREDICTIONS, settings.topics_dir)
+    def __init__(self, settings: Settings, topic: str = PREDICTIONS) -> None:
+        self.topic = settings.topic(topic)
+        self.codec: AvroCodec | JsonCodec = (
+            json_codec(topic, settings.topics_dir)
+            if topic == ALERTS
+            else topic_codec(topic, settings.topics_dir)
+        )
         group = f"bench-read-{uuid.uuid4().hex[:8]}"
         self.consumer = Consumer(
             confluent_config(settings) | {"group.id": group, "enable.auto.commit": False}
@@ -376,7 +404,7 @@ class PredictionReader:
                     continue
                 record = self.codec.decode(value)
                 ids.append(record["event_id"])
-                emitted.append(record["emitted_at_ns"])
+                emitted.append(record.get("emitted_at_ns") or _unix_ns(record["trigger_time"]))
                 written.append(message.timestamp()[1] * 1_000_000)
                 self.position[partition] = (offset or 0) + 1
                 if self.position[partition] >= ends.get(partition, 0):
@@ -386,6 +414,11 @@ class PredictionReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _unix_ns(iso_utc: str) -> int:
+    moment = datetime.fromisoformat(iso_utc)
+    return int(moment.timestamp()) * 10**9 + moment.microsecond * 1000
 
 
 def private_pipeline(settings: Settings, name: str, **changes: Any) -> Settings:

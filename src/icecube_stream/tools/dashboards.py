@@ -56,6 +56,7 @@ RECORDS_PER_S = "count:records/s"
 RETRIES_PER_S = "count:retries/s"
 
 #: The latency objective: alert PipelineLatencyHigh fires when p99 stays above it.
+ALERT_LATENCY_OBJECTIVE_S = 2.0
 LATENCY_OBJECTIVE_S = 5.0
 GREY = "#8e8e8e"
 
@@ -129,6 +130,29 @@ PIPELINE = [
         unit=SECONDS,
         thresholds=((LATENCY_OBJECTIVE_S, "red"),),
         alerts=("PipelineLatencyHigh",),
+    ),
+    Panel(
+        "Neutrino alerts",
+        "Alerts produced to icecube.alerts in the last hour, and replayed events whose alert "
+        "was found already sent and not sent again (nonzero only after a worker restart). "
+        "Docs: docs/alerts.md.",
+        (
+            Query(f"sum(increase(icecube_worker_alerts_total{{{W}}}[1h]))", "alerts per hour"),
+            Query(
+                f"sum(increase(icecube_worker_alerts_already_sent_total{{{W}}}[1h]))",
+                "already sent, per hour",
+            ),
+        ),
+        unit=SHORT,
+    ),
+    Panel(
+        "Trigger to alert latency",
+        "From the event's time (the emitter's send time when the data carry no trigger time) "
+        "to its alert acknowledged on icecube.alerts, sky map written. The red line: the 2 s "
+        "objective at 2,700 Hz (IceCube's own alerts take 30-60 s).",
+        quantiles("icecube_worker_alert_latency_seconds", W, "5m"),
+        unit=SECONDS,
+        thresholds=((ALERT_LATENCY_OBJECTIVE_S, "red"),),
     ),
     Panel(
         "Consumer lag per partition",

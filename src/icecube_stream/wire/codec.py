@@ -1,4 +1,5 @@
-"""Avro values framed as Kafka's schema-registry clients frame them.
+"""Avro values framed as Kafka's schema-registry clients frame them; JSON values checked by a
+JSON Schema (the alerts topic, for consumers outside this project).
 
 Values are framed like Confluent's wire format (magic byte 0, big-endian int32 schema id, Avro
 binary), with the ids fixed in wire/topics/topics.yaml. A topic's older schemas stay readable: their
@@ -11,10 +12,12 @@ which is what the dead-letter topic records.
 from __future__ import annotations
 
 import io
+import json
 import struct
 from typing import Any
 
 import fastavro
+import jsonschema
 
 from icecube_stream.wire.reasons import Reason
 
@@ -90,3 +93,37 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise MalformedMessageError(Reason.CORRUPT_BODY, "Avro body is not a record")
         return record
+
+
+class JsonCodec:
+    """UTF-8 JSON values that must satisfy a JSON Schema both ways: a record that does not is a
+    bug here (encode) or a message this project did not write (decode)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self.validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
+
+    def problems(self, record: Any) -> list[str]:
+        """Every way the record breaks the schema, as 'path: message' lines (empty: valid)."""
+        return [
+            f"{'/'.join(map(str, error.absolute_path)) or '(record)'}: {error.message}"
+            for error in self.validator.iter_errors(record)
+        ]
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        problems = self.problems(record)
+        if problems:
+            raise ValueError(f"record breaks the topic's JSON Schema: {'; '.join(problems)}")
+        return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        try:
+            record = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MalformedMessageError(Reason.CORRUPT_BODY, f"not JSON: {error}") from None
+        problems = self.problems(record)
+        if problems:
+            raise MalformedMessageError(Reason.CORRUPT_BODY, "; ".join(problems))
+        return dict(record)

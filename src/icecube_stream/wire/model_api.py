@@ -6,12 +6,17 @@ server builds it and sends `as_json()`; the worker reads it back with `from_json
 that it accounts for exactly the events asked about. A request of another detector is refused
 whole with a typed `GeometryRejection` (status 409). Columnar lists keep the encoder's work to a
 few `tolist()` calls and turn straight back into numpy arrays.
+
+`track_probability` came later: a model without a classifier has NaN there, sent as JSON null
+(strict JSON has no NaN, and the server's encoder refuses it), and an answer of an older server
+without the key reads as all NaN. A NaN probability is "not known", never a reason to refuse.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +33,11 @@ class AnswerMismatchError(ValueError):
     """The answer does not account for exactly the events asked about: a server bug."""
 
 
+def _unknown() -> NDArray[np.float64]:
+    """Placeholder default: filled with one NaN per event in __post_init__."""
+    return np.zeros(0)
+
+
 @dataclass(frozen=True)
 class PredictionBatch:
     model_name: str
@@ -38,10 +48,14 @@ class PredictionBatch:
     direction: NDArray[np.float64]  # (n, 3) unit vectors, source direction
     angular_uncertainty: NDArray[np.float64]  # radians
     refused: tuple[Problem, ...] = ()  # events refused by name, with the reason
+    #: P(track-like) per event; NaN where the model has no classifier (the default: all NaN).
+    track_probability: NDArray[np.float64] = field(default_factory=_unknown)
 
     def __post_init__(self) -> None:
         n = self.event_id.size
-        columns = (self.azimuth, self.zenith, self.angular_uncertainty)
+        if self.track_probability.size == 0 and n:
+            object.__setattr__(self, "track_probability", np.full(n, np.nan))
+        columns = (self.azimuth, self.zenith, self.angular_uncertainty, self.track_probability)
         if self.direction.shape != (n, 3) or any(c.shape != (n,) for c in columns):
             raise ValueError(f"{self.direction.shape[0]} directions for {n} events")
 
@@ -61,7 +75,8 @@ class PredictionBatch:
         return int(self.event_id.size)
 
     def finite_only(self) -> PredictionBatch:
-        """Events whose direction and uncertainty are finite; the others refused by name."""
+        """Events whose direction and uncertainty are finite; the others refused by name. The
+        track probability is not checked: NaN there means the model has no classifier."""
         finite = np.isfinite(self.direction).all(axis=1) & np.isfinite(self.angular_uncertainty)
         if finite.all():
             return self
@@ -79,6 +94,7 @@ class PredictionBatch:
             direction=self.direction[finite],
             angular_uncertainty=self.angular_uncertainty[finite],
             refused=self.refused + refused,
+            track_probability=self.track_probability[finite],
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -92,6 +108,7 @@ class PredictionBatch:
             "y": self.direction[:, 1].tolist(),
             "z": self.direction[:, 2].tolist(),
             "angular_uncertainty": self.angular_uncertainty.tolist(),
+            "track_probability": _nullable(self.track_probability),
             "rejected": [
                 {"event_id": p.event_id, "reason": p.reason, "detail": p.detail}
                 for p in self.refused
@@ -118,6 +135,7 @@ class PredictionBatch:
             ),
             angular_uncertainty=np.asarray(body["angular_uncertainty"], np.float64),
             refused=refused,
+            track_probability=_probabilities(body, len(body["event_id"])),
         )
         answered = np.sort(np.concatenate([answer.event_id, [r.event_id for r in refused]]))
         if (
@@ -126,6 +144,23 @@ class PredictionBatch:
         ):
             raise AnswerMismatchError("the model server's answer does not match the events sent")
         return answer
+
+
+def _nullable(values: NDArray[np.float64]) -> list[float | None]:
+    """A column as a JSON list with null for NaN."""
+    listed: list[float | None] = values.tolist()
+    if np.isnan(values).any():
+        listed = [None if math.isnan(v) else v for v in listed]  # type: ignore[arg-type]
+    return listed
+
+
+def _probabilities(body: dict[str, Any], n: int) -> NDArray[np.float64]:
+    """The answer's track probabilities, null as NaN; all NaN when an older server sent none."""
+    if "track_probability" not in body:
+        return np.full(n, np.nan)
+    return np.array(
+        [np.nan if v is None else v for v in body["track_probability"]], dtype=np.float64
+    )
 
 
 @dataclass(frozen=True)

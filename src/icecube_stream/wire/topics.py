@@ -14,11 +14,12 @@ from typing import Any
 
 import yaml
 
-from icecube_stream.wire.codec import AvroCodec
+from icecube_stream.wire.codec import AvroCodec, JsonCodec
 
 PULSES = "icecube.pulses"
 PREDICTIONS = "icecube.predictions"
 DLQ = "icecube.pulses.dlq"
+ALERTS = "icecube.alerts"
 
 #: The declarations shipped with the package (Settings.topics_dir may name another folder).
 TOPICS_DIR = Path(__file__).with_name("topics")
@@ -35,6 +36,8 @@ class TopicSpec:
     value_schema: dict[str, Any] | None
     #: Older value schemas by id, still decoded (into value_schema).
     readable_schemas: dict[int, dict[str, Any]]
+    #: The JSON Schema of a JSON-valued topic (format: json), else None.
+    json_schema: dict[str, Any] | None = None
 
 
 def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
@@ -50,6 +53,9 @@ def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
             int(old["schema_id"]): json.loads((topics_dir / old["schema"]).read_text())
             for old in value.get("readable", [])
         }
+        json_schema = None
+        if "json_schema" in value:
+            json_schema = json.loads((topics_dir / value["json_schema"]).read_text())
         specs[entry["name"]] = TopicSpec(
             name=entry["name"],
             partitions=int(entry["partitions"]),
@@ -59,6 +65,7 @@ def load_topics(topics_dir: Path) -> dict[str, TopicSpec]:
             value_schema_id=value.get("schema_id"),
             value_schema=schema,
             readable_schemas=readable,
+            json_schema=json_schema,
         )
     return specs
 
@@ -75,3 +82,12 @@ def topic_codec(topic: str, topics_dir: Path = TOPICS_DIR) -> AvroCodec:
     if spec.value_schema is None or spec.value_schema_id is None:
         raise ValueError(f"topic {spec.name} has no Avro value schema")
     return AvroCodec(spec.value_schema_id, spec.value_schema, spec.readable_schemas)
+
+
+@cache
+def json_codec(topic: str, topics_dir: Path = TOPICS_DIR) -> JsonCodec:
+    """The value codec of a declared JSON topic, checking its JSON Schema."""
+    spec = topic_specs(topics_dir)[topic]
+    if spec.json_schema is None:
+        raise ValueError(f"topic {spec.name} has no JSON Schema")
+    return JsonCodec(spec.json_schema)

@@ -23,13 +23,14 @@ def test_outputs_are_unit_directions_and_positive_kappa(events: EventBatch) -> N
     f = features_from_batch(events, FeatureConfig(max_pulses=24))
     batch = f.pad(np.arange(50))
     with torch.inference_mode():
-        direction, kappa = DirectionNet(TINY)(
+        direction, kappa, track_logit = DirectionNet(TINY)(
             torch.from_numpy(batch.pulses),
             torch.from_numpy(batch.mask),
             torch.from_numpy(batch.events),
         )
     np.testing.assert_allclose(direction.norm(dim=-1).numpy(), 1.0, rtol=1e-5)
     assert (kappa > 0).all()
+    assert track_logit.shape == (50,) and torch.isfinite(track_logit).all()
 
 
 @pytest.mark.parametrize("n_attention", [0, 1])
@@ -44,10 +45,11 @@ def test_padding_does_not_change_the_prediction(events: EventBatch, n_attention:
     wide = f.pad(np.array([short, int(np.argmax(f.lengths))]))
     assert wide.pulses.shape[1] > alone.pulses.shape[1]
     with torch.inference_mode():
-        d1, k1 = net(*(torch.from_numpy(a) for a in (alone.pulses, alone.mask, alone.events)))
-        d2, k2 = net(*(torch.from_numpy(a) for a in (wide.pulses, wide.mask, wide.events)))
+        d1, k1, t1 = net(*(torch.from_numpy(a) for a in (alone.pulses, alone.mask, alone.events)))
+        d2, k2, t2 = net(*(torch.from_numpy(a) for a in (wide.pulses, wide.mask, wide.events)))
     torch.testing.assert_close(d1[0], d2[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(k1[0], k2[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(t1[0], t2[0], rtol=1e-4, atol=1e-4)
 
 
 def test_tiny_training_run_decreases_the_loss(events: EventBatch) -> None:
@@ -85,3 +87,5 @@ def test_saved_model_predicts_the_same(events: EventBatch, tmp_path: Path) -> No
     after = loaded.predict(*args)
     np.testing.assert_array_equal(before.direction, after.direction)
     np.testing.assert_array_equal(before.kappa, after.kappa)
+    np.testing.assert_array_equal(before.track_probability, after.track_probability)
+    assert ((after.track_probability > 0) & (after.track_probability < 1)).all()

@@ -147,6 +147,8 @@ def test_predict_answers_what_the_model_predicts(client, holder, tiny_model, cod
     assert body["model_version"] == "1"
     np.testing.assert_allclose(body["zenith"], expected.zenith, rtol=1e-12)
     np.testing.assert_allclose(body["angular_uncertainty"], expected.sigma, rtol=1e-12)
+    np.testing.assert_allclose(body["track_probability"], expected.track_probability, rtol=1e-12)
+    assert all(0 < p < 1 for p in body["track_probability"])
 
 
 def test_not_ready_is_503_with_retry_after(client, codec, make_frame) -> None:

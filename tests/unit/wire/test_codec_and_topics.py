@@ -7,6 +7,7 @@ from icecube_stream.config import Settings
 from icecube_stream.wire.codec import MalformedMessageError
 from icecube_stream.wire.reasons import Reason
 from icecube_stream.wire.topics import (
+    ALERTS,
     DLQ,
     PREDICTIONS,
     PULSES,
@@ -41,17 +42,20 @@ def test_every_reason_code_is_a_distinct_lowercase_label() -> None:
 
 
 def test_every_topic_the_code_names_is_declared(specs) -> None:  # type: ignore[no-untyped-def]
-    assert set(specs) == {PULSES, PREDICTIONS, DLQ}
+    assert set(specs) == {PULSES, PREDICTIONS, DLQ, ALERTS}
     assert specs[PULSES].partitions >= 6
     assert specs[PULSES].value_schema_id != specs[PREDICTIONS].value_schema_id
     assert specs[DLQ].value_schema is None
+    assert specs[ALERTS].value_schema is None and specs[ALERTS].json_schema is not None
 
 
 def prediction() -> dict[str, object]:
     return {
         "event_id": 42, "azimuth": 1.0, "zenith": 2.0, "x": 0.1, "y": 0.2, "z": 0.3,
         "angular_uncertainty": 0.4, "model_name": "m", "model_version": "3", "n_pulses": 60,
-        "emitted_at_ns": 1, "assembled_at_ns": 2, "predicted_at_ns": 3, "flags": ["incomplete"],
+        "emitted_at_ns": 1, "assembled_at_ns": 2, "predicted_at_ns": 3, "event_time_ns": 1,
+        "event_time_source": "emitted", "ra": 0.5, "dec": -0.25, "track_probability": None,
+        "charge": 812.5, "flags": ["incomplete"],
     }  # fmt: skip
 
 
@@ -61,6 +65,14 @@ def test_prediction_round_trip_with_confluent_style_header(specs) -> None:  # ty
     assert data[0] == 0
     assert struct.unpack(">I", data[1:5])[0] == specs[PREDICTIONS].value_schema_id
     assert codec.decode(data) == prediction()
+
+
+def test_a_first_version_prediction_reads_with_unknown_new_fields(specs) -> None:  # type: ignore[no-untyped-def]
+    codec = topic_codec(PREDICTIONS)
+    (old_id,) = specs[PREDICTIONS].readable_schemas
+    new_fields = ("event_time_ns", "event_time_source", "ra", "dec", "track_probability", "charge")
+    old = {k: v for k, v in prediction().items() if k not in new_fields}
+    assert codec.decode(codec.encode_as(old_id, old)) == old | dict.fromkeys(new_fields)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,8 @@
 """The model server's answer: one type, encoded by the server and read back by the worker."""
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -28,7 +31,7 @@ def test_columns_follow_request_order() -> None:
     assert body["angular_uncertainty"] == [0.5, 0.5, 0.5]
     assert set(body) == {
         "model_name", "model_version", "event_id", "azimuth", "zenith", "x", "y", "z",
-        "angular_uncertainty", "rejected",
+        "angular_uncertainty", "track_probability", "rejected",
     }  # fmt: skip
 
 
@@ -70,3 +73,35 @@ def test_a_geometry_rejection_round_trips_and_other_bodies_are_not_one() -> None
     assert GeometryRejection.from_json({"rejection": rejection.as_json()}) == rejection
     assert GeometryRejection.from_json({"rejection": {"reason": "other"}}) is None
     assert GeometryRejection.from_json("<html>") is None
+
+
+def test_track_probability_round_trips_with_null_for_unknown() -> None:
+    sent = replace(batch([9, 3, 5]), track_probability=np.array([0.25, np.nan, 0.75]))
+    body = sent.as_json()
+    assert body["track_probability"] == [0.25, None, 0.75]
+    text = json.dumps(body, allow_nan=False)  # strict JSON, as the server's encoder writes it
+    read = PredictionBatch.from_json(json.loads(text), np.array([3, 5, 9]))
+    np.testing.assert_array_equal(read.track_probability, [0.25, np.nan, 0.75])
+
+
+def test_an_older_servers_answer_without_the_key_reads_as_unknown() -> None:
+    body = batch([9, 3]).as_json()
+    del body["track_probability"]
+    read = PredictionBatch.from_json(body, np.array([3, 9]))
+    assert read.track_probability.shape == (2,) and np.isnan(read.track_probability).all()
+
+
+def test_a_batch_built_without_probabilities_has_nan_ones() -> None:
+    assert np.isnan(batch([1, 2]).track_probability).all()
+    assert batch([1, 2]).as_json()["track_probability"] == [None, None]
+    with pytest.raises(ValueError, match="directions for 2 events"):
+        replace(batch([1, 2]), track_probability=np.array([0.5, 0.5, 0.5]))
+
+
+def test_a_nan_probability_is_not_a_reason_to_refuse() -> None:
+    sent = replace(batch([1, 2, 3]), track_probability=np.array([np.nan, 0.9, 0.1]))
+    sent.direction[2, 0] = np.nan
+    kept = sent.finite_only()
+    assert kept.event_id.tolist() == [1, 2]
+    np.testing.assert_array_equal(kept.track_probability, [np.nan, 0.9])
+    assert [p.event_id for p in kept.refused] == [3]

@@ -1,0 +1,195 @@
+"""The alerts topic as a sink: each selected event's notice once, with its sky map beside it.
+
+Predictions may reach their topic twice after a crash (at-least-once); an alert must not, since
+a telescope acts on each. So every alert is first recorded in MongoDB (keyed by event id, with
+the alerts partition's end offset before the send), then sent, then marked sent. A replayed
+event finds its record: marked sent, it is skipped; not marked (the worker died around the send),
+the partition is read from the recorded offset and the alert is sent only if it is not there.
+Nothing is sent before its record exists, so nothing is lost, and nothing found on the topic is
+sent again. Two workers holding the same event at once (a rebalance in the middle of a step) are
+the one case left that could send twice, and only if both reach the send before either marks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from icecube_stream import metrics
+from icecube_stream.alerts.policy import AlertPolicy
+from icecube_stream.alerts.rates import load_rates
+from icecube_stream.alerts.selection import Alert, select_alerts
+from icecube_stream.config import Settings
+from icecube_stream.connections import aiokafka_options, mongo_options
+from icecube_stream.sky.skymap import vmf_skymap
+from icecube_stream.sky.store import skymap_url, write_skymap
+from icecube_stream.stream.sinks import FatalKafkaError
+from icecube_stream.stream.sinks.kafka import NEVER_SUCCEEDS, KafkaSink
+from icecube_stream.stream.sinks.mongo import DUPLICATE_KEY
+from icecube_stream.wire.partitions import partitions_for_keys
+from icecube_stream.wire.topics import ALERTS, json_codec
+
+SCAN_TIMEOUT_S = 60.0
+
+
+class KafkaAlerts(KafkaSink):
+    name = "alerts"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.topic = settings.topic(ALERTS)
+        self.codec = json_codec(ALERTS, settings.topics_dir)
+        self.policy = AlertPolicy.from_settings(settings)
+        self.rates = load_rates()
+        self.skymap_url = partial(skymap_url, settings.skymap_base_url)
+        self.mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def sent(self) -> AsyncCollection[dict[str, Any]]:
+        if self.mongo is None:
+            raise RuntimeError("KafkaAlerts used before start")
+        return self.mongo[self.settings.mongo_database][self.settings.mongo_alerts_collection]
+
+    async def start(self) -> None:
+        await super().start()
+        if self.mongo is None:
+            self.mongo = AsyncMongoClient(self.settings.mongo_url, **mongo_options(self.settings))
+        if self.consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                **aiokafka_options(self.settings),
+            )
+            await consumer.start()
+            self.consumer = consumer
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.mongo is not None:
+            await self.mongo.close()
+
+    async def write(self, records: list[dict[str, Any]]) -> None:
+        alerts = select_alerts(
+            records,
+            self.policy,
+            self.rates,
+            trigger_rate_hz=self.settings.trigger_rate_hz,
+            skymap_url=self.skymap_url,
+            alert_time_ns=time.time_ns(),
+        )
+        if not alerts:
+            return
+        unsent = await self._not_yet_sent(alerts)
+        for alert in unsent:  # the map first: the notice points to it
+            await asyncio.to_thread(self._write_skymap, alert)
+        await self._send(unsent)
+        acknowledged = time.time_ns()
+        for alert in unsent:
+            metrics.ALERT_LATENCY.observe(max(acknowledged - alert.event_time_ns, 0) / 1e9)
+        metrics.ALERTS_SENT.inc(len(unsent))
+
+    def _write_skymap(self, alert: Alert) -> None:
+        table = vmf_skymap(
+            alert.ra,
+            alert.dec,
+            alert.kappa,
+            name=alert.notice["event_name"][0],
+            time_ns=alert.event_time_ns,
+            event_id=alert.event_id,
+        )
+        write_skymap(table, alert.notice["healpix_url"])
+
+    async def _partition_of(self, event_ids: list[int]) -> list[TopicPartition]:
+        partitions = sorted(await self.producer.partitions_for(self.topic))
+        keys = [str(e).encode() for e in event_ids]
+        chosen = partitions_for_keys(keys, len(partitions)).tolist()
+        return [TopicPartition(self.topic, partitions[k]) for k in chosen]
+
+    async def _not_yet_sent(self, alerts: list[Alert]) -> list[Alert]:
+        """Record each alert before its send; of those recorded earlier, keep the ones the
+        topic does not have."""
+        assert self.consumer is not None
+        where = await self._partition_of([a.event_id for a in alerts])
+        ends = await self.consumer.end_offsets(sorted(set(where)))
+        intents = [
+            {"_id": a.event_id, "partition": tp.partition, "offset_before": ends[tp],
+             "notice": a.notice, "sent": False}
+            for a, tp in zip(alerts, where, strict=True)
+        ]  # fmt: skip
+        recorded_before: set[int] = set()
+        try:
+            await self.sent.insert_many(intents, ordered=False)
+        except BulkWriteError as error:
+            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+            recorded_before = {e["op"]["_id"] for e in error.details["writeErrors"]}
+        if not recorded_before:
+            return alerts
+        earlier = {
+            doc["_id"]: doc async for doc in self.sent.find({"_id": {"$in": list(recorded_before)}})
+        }
+        unsent = []
+        for alert in alerts:
+            doc = earlier.get(alert.event_id)
+            if doc is None:
+                unsent.append(alert)
+            elif doc["sent"] or await self._on_topic(alert.event_id, doc):
+                metrics.ALERTS_ALREADY_SENT.inc()
+                await self._mark_sent([alert.event_id])
+            else:
+                unsent.append(alert)
+        return unsent
+
+    async def _on_topic(self, event_id: int, doc: dict[str, Any]) -> bool:
+        """Whether the alert of a record never marked sent reached the topic after all."""
+        assert self.consumer is not None
+        tp = TopicPartition(self.topic, doc["partition"])
+        end = (await self.consumer.end_offsets([tp]))[tp]
+        if end <= doc["offset_before"]:
+            return False
+        self.consumer.assign([tp])
+        self.consumer.seek(tp, doc["offset_before"])
+        key = str(event_id).encode()
+        async with asyncio.timeout(SCAN_TIMEOUT_S):  # a stalled read is retried like an outage
+            while (await self.consumer.position(tp)) < end:
+                batch = await self.consumer.getmany(tp, timeout_ms=1000)
+                if any(m.key == key for m in batch.get(tp, [])):
+                    return True
+        return False
+
+    async def _send(self, alerts: list[Alert]) -> None:
+        where = await self._partition_of([a.event_id for a in alerts])
+        deliveries = [
+            await self.producer.send(
+                self.topic,
+                key=str(a.event_id).encode(),
+                value=self.codec.encode(a.notice),
+                partition=tp.partition,
+            )
+            for a, tp in zip(alerts, where, strict=True)
+        ]
+        # Every delivery is awaited, so none is left unretrieved; the first error is raised.
+        failures = [
+            outcome
+            for outcome in await asyncio.gather(*deliveries, return_exceptions=True)
+            if isinstance(outcome, BaseException)
+        ]
+        if failures:
+            if isinstance(failures[0], NEVER_SUCCEEDS):
+                raise FatalKafkaError(f"Kafka refuses alerts for good: {failures[0]!r}")
+            raise failures[0]
+        await self._mark_sent([a.event_id for a in alerts])
+
+    async def _mark_sent(self, event_ids: list[int]) -> None:
+        await self.sent.update_many({"_id": {"$in": event_ids}}, {"$set": {"sent": True}})
