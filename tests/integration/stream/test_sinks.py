@@ -52,7 +52,9 @@ def test_predictions_land_once_each_on_the_partition_a_single_send_would_choose(
     records = [{"event_id": 10**12 + k, "azimuth": 1.0, "zenith": 2.0, "x": 0.1, "y": 0.2,
                 "z": 0.3, "angular_uncertainty": 0.25, "model_name": "direction",
                 "model_version": "7", "n_pulses": k % 90, "emitted_at_ns": k,
-                "assembled_at_ns": k + 1, "predicted_at_ns": k + 2, "flags": []}
+                "assembled_at_ns": k + 1, "predicted_at_ns": k + 2, "event_time_ns": k,
+                "event_time_source": "emitted", "ra": 0.5, "dec": -0.5,
+                "track_probability": None, "charge": 100.0 + k, "flags": []}
                for k in range(3000)]  # fmt: skip
     write_predictions(private, records)
 
