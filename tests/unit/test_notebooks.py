@@ -19,6 +19,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CASES = [
     ("01_events.ipynb", 600, ["600 events"], 3),
     ("02_model.ipynb", 500, ["500 events", "within 1 sigma"], 6),  # trains a small model inside
+    ("03_alerts.ipynb", 500, ["500 events", "within 90 % radius", "alerts of"], 1),
 ]
 STORED = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb"))
 MAX_STORED_BYTES = 1_500_000

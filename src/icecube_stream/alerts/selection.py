@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from icecube_stream.alerts.notice import alert_record
 from icecube_stream.alerts.policy import AlertPolicy
@@ -25,6 +26,18 @@ class Alert:
     event_time_ns: int
 
 
+def policy_selects(
+    records: list[dict[str, Any]], policy: AlertPolicy
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Each record's kappa, 90 % radius and whether the policy makes it an alert."""
+    track = np.array([np.nan if r["track_probability"] is None else r["track_probability"]
+                      for r in records])  # fmt: skip
+    charge = np.array([r["charge"] for r in records], np.float64)
+    kappa = kappa_from_sigma(np.array([r["angular_uncertainty"] for r in records]))
+    radius90 = vmf_radius(kappa, 0.9)
+    return kappa, radius90, policy.select(track, charge, radius90)
+
+
 def select_alerts(
     records: list[dict[str, Any]],
     policy: AlertPolicy,
@@ -37,12 +50,8 @@ def select_alerts(
     """The alerts among `records`; `skymap_url(event_id)` says where each one's map goes."""
     if not records:
         return []
-    track = np.array([np.nan if r["track_probability"] is None else r["track_probability"]
-                      for r in records])  # fmt: skip
-    charge = np.array([r["charge"] for r in records])
-    kappa = kappa_from_sigma(np.array([r["angular_uncertainty"] for r in records]))
-    radius90 = vmf_radius(kappa, 0.9)
-    chosen = np.flatnonzero(policy.select(track, charge, radius90)).tolist()
+    kappa, radius90, selected = policy_selects(records, policy)
+    chosen = np.flatnonzero(selected).tolist()
     radius50 = vmf_radius(kappa[chosen], 0.5)
     alerts = []
     for k, r50 in zip(chosen, radius50.tolist(), strict=True):

@@ -212,17 +212,14 @@ def render_png(table: Table, *, title: str | None = None) -> bytes:
     """A PNG: the full sky (Mollweide, RA growing to the left) and a zoom around the best fit,
     the map's density, the best fit marked, the 50 % and 90 % contours from the map's own
     cumulative probability."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend stays as it is
 
     ra0, dec0 = np.radians(best_fit(table))
     searched = searched_probability(table)
     density = np.asarray(table["PROBDENSITY"], np.float64)
     name = str(table.meta.get("OBJECT", ""))
     moment = str(table.meta.get("DATE-OBS", ""))
-    figure = plt.figure(figsize=(12, 5))
+    figure = Figure(figsize=(12, 5))
     sky = figure.add_subplot(1, 2, 1, projection="mollweide")
     lon = np.linspace(-np.pi, np.pi, 721)
     lat = np.linspace(-np.pi / 2, np.pi / 2, 361)
@@ -260,7 +257,6 @@ def render_png(table: Table, *, title: str | None = None) -> bytes:
     figure.suptitle(title or f"{name}  {moment} UTC")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return buffer.getvalue()
 
 

@@ -18,9 +18,10 @@ the faults come one after another:
 - a second worker joining and, a while later, leaving;
 - the poison corpus (`tools/poison.py`) written straight to the raw topic.
 Afterwards, per fault, over the events emitted from its start to the next one's: how many have
-no prediction (lost), MongoDB documents and predictions-topic records beyond one per event, dead
-letters by reason, and the seconds from the fault's end until the backlog (emitted but not yet
-written) was back to where it stood before the fault.
+no prediction (lost), MongoDB documents and predictions-topic records beyond one per event, the
+events the alert policy selects without an alert on the alerts topic and alerts beyond one per
+event, dead letters by reason, and the seconds from the fault's end until the backlog (emitted
+but not yet written) was back to where it stood before the fault.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
+from icecube_stream.alerts.policy import AlertPolicy
+from icecube_stream.alerts.selection import policy_selects
 from icecube_stream.config import Settings
 from icecube_stream.connections import confluent_config, mongo_options
 from icecube_stream.events.batch import EventBatch, take_events
@@ -56,7 +59,7 @@ from icecube_stream.stream.emitter import EmitReport, emit
 from icecube_stream.tools.bench import delete_topics, free_port, private_pipeline
 from icecube_stream.tools.fault_proxy import FaultProxy
 from icecube_stream.tools.poison import INCOMPLETE, PREDICTED, Poison, corpus
-from icecube_stream.wire.topics import DLQ, PREDICTIONS, PULSES, topic_codec, topic_specs
+from icecube_stream.wire.topics import ALERTS, DLQ, PREDICTIONS, PULSES, topic_codec, topic_specs
 
 Say = Callable[[str], None]
 ID_STRIDE = 10**9  # each pass over the pool shifts its ids by this much
@@ -95,6 +98,9 @@ class Row:
     lost: int = 0
     mongo_duplicates: int = 0
     topic_duplicates: int = 0
+    alerts: int = 0  # events the policy selects
+    alerts_lost: int = 0  # of those, without an alert on the topic
+    alert_duplicates: int = 0  # alerts on the topic beyond one per event
     dead_letters: dict[str, int] = field(default_factory=dict)
     recovered_s: float | None = None
 
@@ -107,7 +113,9 @@ class Row:
             "fault": self.fault, "in_flight": self.in_flight, "events": self.events,
             "written_per_s": round(self.written_per_s),
             "lost": self.lost, "mongo_duplicates": self.mongo_duplicates,
-            "topic_duplicates": self.topic_duplicates, "dead_letters": self.dead_letters,
+            "topic_duplicates": self.topic_duplicates, "alerts": self.alerts,
+            "alerts_lost": self.alerts_lost, "alert_duplicates": self.alert_duplicates,
+            "dead_letters": self.dead_letters,
             "recovered_s": None if self.recovered_s is None else round(self.recovered_s, 1),
         }  # fmt: skip
 
@@ -122,6 +130,7 @@ class Outcome:
     def ok(self) -> bool:
         return not self.poison_mismatches and all(
             r.lost == 0 and r.mongo_duplicates == 0
+            and r.alerts_lost == 0 and r.alert_duplicates == 0
             and r.recovered_s is not None and r.recovered_s <= RECOVERY_GOAL_S
             for r in self.rows
         )  # fmt: skip
@@ -203,6 +212,7 @@ class Chaos:
             if restore:
                 manager.up(self.base, restore, report=lambda _: None)
             self._collection().drop()
+            self.mongo[self.base.mongo_database][self.settings.mongo_alerts_collection].drop()
             self.mongo.close()
             self.lag.close()
             delete_topics(self.settings)
@@ -388,9 +398,14 @@ class Chaos:
         return self.mongo[self.base.mongo_database][self.settings.mongo_collection]
 
     def _count(self, traffic: Traffic, poisons: list[Poison], rate_hz: float) -> Outcome:
-        documents = list(self._collection().find({}, {"_id": 1, "written_at_ns": 1, "flags": 1}))
+        fields = ("written_at_ns", "flags", "track_probability", "charge", "angular_uncertainty")
+        documents = list(self._collection().find({}, dict.fromkeys(fields, 1)))
         stored = Counter(d["_id"] for d in documents)
         on_topic = _keys(self.settings, self.settings.topic(PREDICTIONS))
+        policy = AlertPolicy.from_settings(self.settings)
+        selected = policy_selects(documents, policy)[2] if documents else np.zeros(0, np.bool_)
+        should_alert = {d["_id"] for d, chosen in zip(documents, selected, strict=True) if chosen}
+        alerted = _keys(self.settings, self.settings.topic(ALERTS))
         dead = _dead_letters(self.settings)
         emitted_at = np.array([at for at, ids in traffic.chunks for _ in ids], np.int64)
         emitted_ids = np.concatenate([ids for _, ids in traffic.chunks])
@@ -404,6 +419,9 @@ class Chaos:
             row.lost = sum(1 for e in mine if e not in stored)
             row.mongo_duplicates = sum(stored[e] - 1 for e in mine if stored[e] > 1)
             row.topic_duplicates = sum(on_topic[str(e)] - 1 for e in mine if on_topic[str(e)] > 1)
+            row.alerts = sum(1 for e in mine if e in should_alert)
+            row.alerts_lost = sum(1 for e in mine if e in should_alert and not alerted[str(e)])
+            row.alert_duplicates = sum(alerted[str(e)] - 1 for e in mine if alerted[str(e)] > 1)
             row.recovered_s = _recovery(row, until, emitted_at, written_at, rate_hz)
         self.rows[-1].dead_letters = dict(Counter(r for rs in dead.values() for r in rs))
         flags = {d["_id"]: d.get("flags", []) for d in documents}

@@ -18,7 +18,7 @@ from icecube_stream.events.geometry import icecube_geometry
 from icecube_stream.events.simulator import Simulator
 from icecube_stream.stream import emitter, topics
 from icecube_stream.wire.frame import decode_frame
-from icecube_stream.wire.topics import DLQ, PULSES, topic_codec
+from icecube_stream.wire.topics import DLQ, PULSES, topic_codec, topic_specs
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,8 @@ def isolated(stack: Settings) -> Settings:
 def test_apply_creates_then_reports_unchanged_then_repairs_drift(isolated: Settings) -> None:
     first = {c.topic: c.action for c in topics.apply(isolated)}
     assert set(first.values()) == {"created"}
-    assert len(first) == 3
+    assert sorted(first) == sorted(isolated.topic(t) for t in topic_specs())
+    assert len(first) == 4
     assert {c.action for c in topics.apply(isolated)} == {"unchanged"}
 
     admin = AdminClient({"bootstrap.servers": isolated.kafka_bootstrap})
