@@ -44,6 +44,7 @@ class DemoSummary:
     latency_p99_s: float
     mean_angular_error: float  # radians; `lines` prints degrees
     model: str
+    alerts: int = 0  # of these events, sent to the alerts topic
     #: The demo started the model server and the worker, so the latency includes their first
     #: seconds (consumer-group join, first forward passes); `bench` measures a warm pipeline.
     cold_start: bool = False
@@ -60,6 +61,7 @@ class DemoSummary:
             f"mean angular error       {math.degrees(self.mean_angular_error):.1f}° "
             "vs simulated truth",
             f"model                    {self.model}",
+            f"alerts                   {self.alerts:,} (icecube-stream alerts tail)",
             "",
             f"MLflow                   {settings.mlflow_tracking_uri}",
             f"Prometheus               {settings.prometheus_url}",
@@ -71,13 +73,14 @@ class DemoSummary:
 
 
 def has_servable_champion(settings: Settings) -> bool:
-    """A champion exists, this code can load it (one saved by an older feature set cannot) and
-    it was trained for IceCube's geometry, which the demo's data uses."""
+    """A champion exists, this code can load it (one saved by an older feature set cannot), it
+    was trained for IceCube's geometry, which the demo's data uses, and it has the classifier
+    the alert policy needs."""
     try:
         champion = load_model(settings.model_alias, settings)
     except ValueError:  # ModelLoadError included
         return False
-    return champion.geometry.identity == ICECUBE_GEOMETRY_ID
+    return champion.geometry.identity == ICECUBE_GEOMETRY_ID and champion.network.classifier
 
 
 def is_icecube_data_set(path: Path) -> bool:
@@ -123,7 +126,14 @@ def run(settings: Settings, workdir: Path, events: int, rate_hz: float, say: Say
     wait_for_predictions(settings, before + expected, timeout_s=600)
     # One query at the end: FerretDB answers it by scanning the whole collection.
     summary = summarise(batch, list(collection.find({"_id": {"$in": ids}})))
-    return replace(summary, cold_start=cold)
+    alerts = client[settings.mongo_database][settings.mongo_alerts_collection]
+    sent, settled = -1, alerts.count_documents({"_id": {"$in": ids}, "sent": True})
+    while settled != sent:  # a step's alerts may land just after its predictions
+        sent = settled
+        time.sleep(1.0)
+        settled = alerts.count_documents({"_id": {"$in": ids}, "sent": True})
+    client.close()
+    return replace(summary, cold_start=cold, alerts=sent)
 
 
 def summarise(batch: EventBatch, documents: list[dict[str, Any]]) -> DemoSummary:
