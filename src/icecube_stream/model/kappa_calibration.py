@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from icecube_stream.model.classifier import THRESHOLD
 from icecube_stream.physics.vmf import vmf_containment
 
 #: The containment level the scales are fitted for (the alerts' 90 % region).
 LEVEL = 0.9
-#: Probability at or above which an event counts as track-like.
-THRESHOLD = 0.5
 #: A predicted topology with fewer validation events than this takes the overall scale.
 MIN_EVENTS = 50
 #: Bisection bounds and steps for the scale (log10): 1e-3 .. 1e3 is far outside what a trained
