@@ -26,13 +26,14 @@ def test_a_short_chaos_run_loses_nothing(
             "model_retry_max_s": 4.0,  # the outage outlasts it
             # A loose alert policy (the tiny champion's figures mean little): alerts in flight.
             "alert_min_track_probability": 0.0,
-            "alert_min_charge": 400.0,
+            "alert_min_charge": 1000.0,
             "alert_max_radius90_deg": 180.0,
         }
     )
     lines: list[str] = []
     outcome = Chaos(settings, take_events(events, 0, 3000), lines.append).run(SHORT, 1000.0)
     table = "\n".join(str(r.as_dict()) for r in outcome.rows)
+    print(table)
     assert [r.fault for r in outcome.rows][:2] == ["worker SIGKILL"] * 2
     assert all(r.in_flight != "none seen" for r in outcome.rows[:2]), table
     (errors,) = [r for r in outcome.rows if r.fault.startswith("model server answers 500")]
@@ -42,4 +43,3 @@ def test_a_short_chaos_run_loses_nothing(
     assert all(r.alerts_lost == 0 and r.alert_duplicates == 0 for r in outcome.rows), table
     assert sum(r.alerts for r in outcome.rows[:2]) > 0, "no alert among the killed workers' work"
     assert outcome.ok, table
-    print(table)

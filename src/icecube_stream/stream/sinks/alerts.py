@@ -51,6 +51,7 @@ class KafkaAlerts(KafkaSink):
         self.skymap_url = partial(skymap_url, settings.skymap_base_url)
         self.mongo: AsyncMongoClient[dict[str, Any]] | None = None
         self.consumer: AIOKafkaConsumer | None = None
+        self._reading = asyncio.Lock()  # the consumer: one offset lookup or read at a time
 
     @property
     def sent(self) -> AsyncCollection[dict[str, Any]]:
@@ -121,52 +122,62 @@ class KafkaAlerts(KafkaSink):
         topic does not have."""
         assert self.consumer is not None
         where = await self._partition_of([a.event_id for a in alerts])
-        ends = await self.consumer.end_offsets(sorted(set(where)))
+        async with self._reading:
+            ends = await self.consumer.end_offsets(sorted(set(where)))
         intents = [
             {"_id": a.event_id, "partition": tp.partition, "offset_before": ends[tp],
              "notice": a.notice, "sent": False}
             for a, tp in zip(alerts, where, strict=True)
         ]  # fmt: skip
-        recorded_before: set[int] = set()
         try:
             await self.sent.insert_many(intents, ordered=False)
+            return alerts
         except BulkWriteError as error:
             if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
-            recorded_before = {e["op"]["_id"] for e in error.details["writeErrors"]}
-        if not recorded_before:
-            return alerts
+            recorded_before = [e["op"]["_id"] for e in error.details["writeErrors"]]
         earlier = {
-            doc["_id"]: doc async for doc in self.sent.find({"_id": {"$in": list(recorded_before)}})
+            doc["_id"]: doc async for doc in self.sent.find({"_id": {"$in": recorded_before}})
         }
-        unsent = []
+        found = await self._found_on_topic([d for d in earlier.values() if not d["sent"]])
+        unsent, already = [], []
         for alert in alerts:
             doc = earlier.get(alert.event_id)
-            if doc is None:
-                unsent.append(alert)
-            elif doc["sent"] or await self._on_topic(alert.event_id, doc):
-                metrics.ALERTS_ALREADY_SENT.inc()
-                await self._mark_sent([alert.event_id])
+            if doc is not None and (doc["sent"] or alert.event_id in found):
+                already.append(alert.event_id)
             else:
                 unsent.append(alert)
+        if already:
+            metrics.ALERTS_ALREADY_SENT.inc(len(already))
+            await self._mark_sent(already)
         return unsent
 
-    async def _on_topic(self, event_id: int, doc: dict[str, Any]) -> bool:
-        """Whether the alert of a record never marked sent reached the topic after all."""
+    async def _found_on_topic(self, records: list[dict[str, Any]]) -> set[int]:
+        """Event ids of records never marked sent whose alert reached the topic after all: each
+        partition read once, from the earliest recorded offset to its end. One read at a time
+        (steps run concurrently; a seek would move another's position)."""
         assert self.consumer is not None
-        tp = TopicPartition(self.topic, doc["partition"])
-        end = (await self.consumer.end_offsets([tp]))[tp]
-        if end <= doc["offset_before"]:
-            return False
-        self.consumer.assign([tp])
-        self.consumer.seek(tp, doc["offset_before"])
-        key = str(event_id).encode()
-        async with asyncio.timeout(SCAN_TIMEOUT_S):  # a stalled read is retried like an outage
-            while (await self.consumer.position(tp)) < end:
-                batch = await self.consumer.getmany(tp, timeout_ms=1000)
-                if any(m.key == key for m in batch.get(tp, [])):
-                    return True
-        return False
+        wanted = {(d["partition"], str(d["_id"]).encode()): d for d in records}
+        starts: dict[int, int] = {}
+        for d in records:
+            starts[d["partition"]] = min(starts.get(d["partition"], d["offset_before"]),
+                                         d["offset_before"])  # fmt: skip
+        found: set[int] = set()
+        async with self._reading, asyncio.timeout(SCAN_TIMEOUT_S):  # a stall is retried
+            for partition, start in starts.items():
+                tp = TopicPartition(self.topic, partition)
+                end = (await self.consumer.end_offsets([tp]))[tp]
+                if end <= start:
+                    continue
+                self.consumer.assign([tp])
+                self.consumer.seek(tp, start)
+                while (await self.consumer.position(tp)) < end:
+                    batch = await self.consumer.getmany(tp, timeout_ms=1000)
+                    for message in batch.get(tp, []):
+                        record = wanted.get((partition, message.key))
+                        if record is not None and message.offset >= record["offset_before"]:
+                            found.add(record["_id"])
+        return found
 
     async def _send(self, alerts: list[Alert]) -> None:
         where = await self._partition_of([a.event_id for a in alerts])
