@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from icecube_stream.cli.common import print_table
+from icecube_stream.cli.common import console, print_table
+from icecube_stream.stack.kafka import current_settings
 
 
 def skymap_command(
@@ -25,16 +25,15 @@ def skymap_command(
 
     Maps live under ICECUBE_SKYMAP_URL (a folder or an fsspec URL); only alerts have one.
     """
-    from icecube_stream.config import get_settings
     from icecube_stream.sky.skymap import best_fit, containment
     from icecube_stream.sky.store import plot_skymap, read_skymap, skymap_url
 
-    url = skymap_url(get_settings().skymap_base_url, event_id)
+    url = skymap_url(current_settings().skymap_base_url, event_id)
     try:
         table = read_skymap(url)
     except FileNotFoundError:
-        Console(stderr=True).print(
-            f"[red]no sky map for event {event_id} at {url} (only alerts have one)[/red]",
+        console.print(
+            f"[red]error:[/red] no sky map for event {event_id} at {url} (only alerts have one)",
             highlight=False,
             soft_wrap=True,
         )

@@ -77,6 +77,7 @@ def test_a_missing_map_is_one_red_line_and_exit_1(maps: Path) -> None:
     assert code == 1
     assert stdout == ""
     expected = (
-        f"no sky map for event 33 at {maps}/IceCube-33.multiorder.fits (only alerts have one)"
+        f"error: no sky map for event 33 at {maps}/IceCube-33.multiorder.fits "
+        "(only alerts have one)"
     )
     assert stderr.strip() == expected
