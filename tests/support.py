@@ -1,10 +1,12 @@
 """Small helpers shared by the service-level tests (importable: tests/ is on sys.path)."""
 
+import asyncio
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -38,3 +40,16 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
         time.sleep(0.25)
+
+
+def write_once(sink: Any, records: list[dict[str, Any]]) -> None:
+    """Start a sink, write one list of records with it, stop it (its own event loop)."""
+
+    async def run() -> None:
+        await sink.start()
+        try:
+            await sink.write(records)
+        finally:
+            await sink.stop()
+
+    asyncio.run(run())

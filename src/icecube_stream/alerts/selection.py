@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.alerts.notice import alert_record
+from icecube_stream.alerts.notice import CONTAINMENT, alert_record
 from icecube_stream.alerts.policy import AlertPolicy
 from icecube_stream.alerts.rates import AlertRates
 from icecube_stream.physics.vmf import kappa_from_sigma, vmf_radius
@@ -34,7 +34,7 @@ def policy_selects(
                       for r in records])  # fmt: skip
     charge = np.array([r["charge"] for r in records], np.float64)
     kappa = kappa_from_sigma(np.array([r["angular_uncertainty"] for r in records]))
-    radius90 = vmf_radius(kappa, 0.9)
+    radius90 = vmf_radius(kappa, CONTAINMENT)
     return kappa, radius90, policy.select(track, charge, radius90)
 
 

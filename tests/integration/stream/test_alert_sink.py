@@ -2,7 +2,6 @@
 sky map, whether its event is replayed after a clean write or after a crash on either side of
 the send."""
 
-import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from icecube_stream.config import Settings
 from icecube_stream.sky.store import read_skymap
 from icecube_stream.stream.sinks.alerts import KafkaAlerts
 from icecube_stream.wire.topics import ALERTS, json_codec
+from support import write_once
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +34,7 @@ def prediction(event_id: int, **changes: Any) -> dict[str, Any]:
 
 
 def write(settings: Settings, records: list[dict[str, Any]]) -> None:
-    async def run() -> None:
-        sink = KafkaAlerts(settings)
-        await sink.start()
-        try:
-            await sink.write(records)
-        finally:
-            await sink.stop()
-
-    asyncio.run(run())
+    write_once(KafkaAlerts(settings), records)
 
 
 def alerts_on_topic(settings: Settings) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from icecube_stream.stream.sinks import FatalKafkaError
 from icecube_stream.stream.sinks.dead_letters import HEADER_LIMIT, DeadLetters
 from icecube_stream.stream.sinks.kafka import KafkaPredictions
 from icecube_stream.wire.topics import DLQ, PREDICTIONS, topic_codec
+from support import write_once
 
 pytestmark = pytest.mark.integration
 
@@ -34,15 +35,7 @@ def dead_letter(settings: Settings, message: Incoming, rejections: list[Rejectio
 
 
 def write_predictions(settings: Settings, records: list[dict[str, object]]) -> None:
-    async def run() -> None:
-        sink = KafkaPredictions(settings)
-        await sink.start()
-        try:
-            await sink.write(records)
-        finally:
-            await sink.stop()
-
-    asyncio.run(run())
+    write_once(KafkaPredictions(settings), records)
 
 
 def test_predictions_land_once_each_on_the_partition_a_single_send_would_choose(

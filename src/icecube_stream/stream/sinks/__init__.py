@@ -1,5 +1,6 @@
 """Where results go, one sink per destination: predictions to Kafka (`kafka.KafkaPredictions`)
-and MongoDB (`mongo.MongoPredictions`), refused input to the dead-letter topic
+and MongoDB (`mongo.MongoPredictions`), the alerts among them to their topic
+(`alerts.KafkaAlerts`, each once), refused input to the dead-letter topic
 (`dead_letters.DeadLetters`).
 
 Both prediction writes finish before the caller acknowledges the source messages, so a crash

@@ -30,8 +30,7 @@ from icecube_stream.config import Settings
 from icecube_stream.connections import aiokafka_options, mongo_options
 from icecube_stream.sky.skymap import vmf_skymap
 from icecube_stream.sky.store import skymap_url, write_skymap
-from icecube_stream.stream.sinks import FatalKafkaError
-from icecube_stream.stream.sinks.kafka import NEVER_SUCCEEDS, KafkaSink
+from icecube_stream.stream.sinks.kafka import KafkaSink, delivered
 from icecube_stream.stream.sinks.mongo import DUPLICATE_KEY
 from icecube_stream.wire.partitions import partitions_for_keys
 from icecube_stream.wire.topics import ALERTS, json_codec
@@ -91,10 +90,11 @@ class KafkaAlerts(KafkaSink):
         )
         if not alerts:
             return
-        unsent = await self._not_yet_sent(alerts)
+        where = await self._partition_of([a.event_id for a in alerts])
+        unsent = await self._not_yet_sent(alerts, where)
         for alert in unsent:  # the map first: the notice points to it
             await asyncio.to_thread(self._write_skymap, alert)
-        await self._send(unsent)
+        await self._send(unsent, where)
         acknowledged = time.time_ns()
         for alert in unsent:
             metrics.ALERT_LATENCY.observe(max(acknowledged - alert.event_time_ns, 0) / 1e9)
@@ -111,23 +111,29 @@ class KafkaAlerts(KafkaSink):
         )
         write_skymap(table, alert.notice["healpix_url"])
 
-    async def _partition_of(self, event_ids: list[int]) -> list[TopicPartition]:
+    async def _partition_of(self, event_ids: list[int]) -> dict[int, TopicPartition]:
+        """Each alert's partition, the one its key's default partitioner picks: recorded before
+        the send and sent to explicitly, so the record says where to look after a crash."""
         partitions = sorted(await self.producer.partitions_for(self.topic))
         keys = [str(e).encode() for e in event_ids]
         chosen = partitions_for_keys(keys, len(partitions)).tolist()
-        return [TopicPartition(self.topic, partitions[k]) for k in chosen]
+        return {
+            e: TopicPartition(self.topic, partitions[k])
+            for e, k in zip(event_ids, chosen, strict=True)
+        }
 
-    async def _not_yet_sent(self, alerts: list[Alert]) -> list[Alert]:
+    async def _not_yet_sent(
+        self, alerts: list[Alert], where: dict[int, TopicPartition]
+    ) -> list[Alert]:
         """Record each alert before its send; of those recorded earlier, keep the ones the
         topic does not have."""
         assert self.consumer is not None
-        where = await self._partition_of([a.event_id for a in alerts])
         async with self._reading:
-            ends = await self.consumer.end_offsets(sorted(set(where)))
+            ends = await self.consumer.end_offsets(sorted(set(where.values())))
         intents = [
-            {"_id": a.event_id, "partition": tp.partition, "offset_before": ends[tp],
-             "notice": a.notice, "sent": False}
-            for a, tp in zip(alerts, where, strict=True)
+            {"_id": a.event_id, "partition": where[a.event_id].partition,
+             "offset_before": ends[where[a.event_id]], "notice": a.notice, "sent": False}
+            for a in alerts
         ]  # fmt: skip
         try:
             await self.sent.insert_many(intents, ordered=False)
@@ -179,27 +185,17 @@ class KafkaAlerts(KafkaSink):
                             found.add(record["_id"])
         return found
 
-    async def _send(self, alerts: list[Alert]) -> None:
-        where = await self._partition_of([a.event_id for a in alerts])
+    async def _send(self, alerts: list[Alert], where: dict[int, TopicPartition]) -> None:
         deliveries = [
             await self.producer.send(
                 self.topic,
                 key=str(a.event_id).encode(),
                 value=self.codec.encode(a.notice),
-                partition=tp.partition,
+                partition=where[a.event_id].partition,
             )
-            for a, tp in zip(alerts, where, strict=True)
+            for a in alerts
         ]
-        # Every delivery is awaited, so none is left unretrieved; the first error is raised.
-        failures = [
-            outcome
-            for outcome in await asyncio.gather(*deliveries, return_exceptions=True)
-            if isinstance(outcome, BaseException)
-        ]
-        if failures:
-            if isinstance(failures[0], NEVER_SUCCEEDS):
-                raise FatalKafkaError(f"Kafka refuses alerts for good: {failures[0]!r}")
-            raise failures[0]
+        await delivered(deliveries, "alerts")
         await self._mark_sent([a.event_id for a in alerts])
 
     async def _mark_sent(self, event_ids: list[int]) -> None:

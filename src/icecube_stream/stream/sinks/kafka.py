@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, errors
@@ -24,6 +25,17 @@ NEVER_SUCCEEDS = (
     errors.ClusterAuthorizationFailedError,
     errors.InvalidTopicError,
 )
+
+
+async def delivered(deliveries: Sequence[Awaitable[object]], what: str) -> None:
+    """Await every delivery, so none is left unretrieved; raise the first error, as
+    FatalKafkaError when no retry can fix it."""
+    outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if failures:
+        if isinstance(failures[0], NEVER_SUCCEEDS):
+            raise FatalKafkaError(f"Kafka refuses {what} for good: {failures[0]!r}")
+        raise failures[0]
 
 
 def producer(settings: Settings, max_request_size: int = 1_048_576) -> AIOKafkaProducer:
@@ -97,17 +109,7 @@ class KafkaPredictions(KafkaSink):
                     # A batch takes its first record whatever its size; the broker judges it.
                     batch.append(key=key, value=value, timestamp=None)
             deliveries.append(await self._send(batch, partition))
-        # Every delivery is awaited, so none is left unretrieved; the first error is raised.
-        failures: list[Exception] = []
-        for delivery in deliveries:
-            try:
-                await delivery
-            except Exception as error:
-                failures.append(error)
-        if failures:
-            if isinstance(failures[0], NEVER_SUCCEEDS):
-                raise FatalKafkaError(f"Kafka refuses predictions for good: {failures[0]!r}")
-            raise failures[0]
+        await delivered(deliveries, "predictions")
 
     async def _send(self, batch: BatchBuilder, partition: int) -> Awaitable[object]:
         delivery: Awaitable[object] = await self.producer.send_batch(
