@@ -94,7 +94,7 @@ def champion(
     torch.manual_seed(0)
     net, _ = fit(
         config, data.features, data.targets, data.features, data.targets,
-        train_track=data.track, val_track=data.track,
+        train_track=data.track, val_track=data.track, train_starting=data.starting,
     )  # fmt: skip
     model = DirectionModel(features, network, geometry, net)
     with scratch_registry.isolated(stack, "e2e-direction", "e2e") as settings:

@@ -130,7 +130,8 @@ def train_command(
             f"{outcome.containment['fraction_within_50']:.1%} / "
             f"{outcome.containment['fraction_within_90']:.1%} (kappa scales: track-like "
             f"{outcome.kappa_calibration['track_scale']:.3f}, cascade "
-            f"{outcome.kappa_calibration['cascade_scale']:.3f})",
+            f"{outcome.kappa_calibration['cascade_scale']:.3f}, starting-track slope "
+            f"{outcome.kappa_calibration['starting_slope']:.2f})",
         ),
         (
             "track/cascade accuracy",

@@ -14,7 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 #: The simulator's event types (events/simulator.py EVENT_TYPES) that are track-like.
-TRACK_LIKE = ("track", "starting_track")
+STARTING = "starting_track"
+TRACK_LIKE = ("track", STARTING)
 CASCADE_LIKE = ("cascade",)
 #: Probability at or above which an event is called track-like.
 THRESHOLD = 0.5
@@ -22,12 +23,23 @@ THRESHOLD = 0.5
 
 def track_truth(event_types: NDArray[Any] | None, n_events: int) -> NDArray[np.float64]:
     """1.0 track-like, 0.0 cascade, NaN unknown, per event (all NaN without event types)."""
+    return _truth(event_types, n_events, TRACK_LIKE)
+
+
+def starting_truth(event_types: NDArray[Any] | None, n_events: int) -> NDArray[np.float64]:
+    """1.0 starting track, 0.0 another known type, NaN unknown (all NaN without event types)."""
+    return _truth(event_types, n_events, (STARTING,))
+
+
+def _truth(
+    event_types: NDArray[Any] | None, n_events: int, positive: tuple[str, ...]
+) -> NDArray[np.float64]:
     truth = np.full(n_events, np.nan)
     if event_types is None:
         return truth
     types = np.asarray(event_types).astype(str)
-    truth[np.isin(types, TRACK_LIKE)] = 1.0
-    truth[np.isin(types, CASCADE_LIKE)] = 0.0
+    known = np.isin(types, TRACK_LIKE + CASCADE_LIKE)
+    truth[known] = np.isin(types[known], positive)
     return truth
 
 

@@ -27,6 +27,9 @@ class TrainConfig:
     #: classifier shares the body, so a heavy term could take capacity from the direction; at
     #: this weight the quick model's direction error did not suffer (docs/model.md).
     classifier_weight: float = 0.2
+    #: Weight of the starting-track cross-entropy. Starting tracks are the rarest type and the
+    #: hardest to tell apart, and at 0.2 the output barely separated them (docs/model.md).
+    starting_weight: float = 1.0
     #: Use at most this many training events (None: all); keeps `quick` quick on big data sets.
     max_train_events: int | None = None
     validation_fraction: float = 0.1

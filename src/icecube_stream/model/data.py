@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from icecube_stream.events.batch import EventBatch, concat_batches
 from icecube_stream.events.dataset import EventDataset
 from icecube_stream.events.layout import EventDataError
-from icecube_stream.model.classifier import track_truth
+from icecube_stream.model.classifier import starting_truth, track_truth
 from icecube_stream.model.features import FeatureConfig, PulseFeatures, features_from_batch
 from icecube_stream.physics.angles import angles_to_vector
 
@@ -24,6 +24,8 @@ class LabelledSet:
     targets: NDArray[np.float64]  # (n, 3) unit source directions
     #: 1 track-like, 0 cascade, NaN unknown (data without `event_type`, e.g. real events).
     track: NDArray[np.float64]
+    #: 1 starting track, 0 another known type, NaN unknown.
+    starting: NDArray[np.float64]
 
 
 def load_events(
@@ -53,6 +55,7 @@ def labelled(batch: EventBatch, config: FeatureConfig) -> LabelledSet:
         features=features_from_batch(batch, config),
         targets=angles_to_vector(batch.azimuth, batch.zenith),
         track=track_truth(batch.extra.get("event_type"), batch.n_events),
+        starting=starting_truth(batch.extra.get("event_type"), batch.n_events),
     )
 
 

@@ -8,8 +8,9 @@ consumer of kappa and sigma gets the same, calibrated numbers. On disk a model i
 with config.json (with the geometry identity and the calibration), weights.pt (a state_dict,
 loaded with weights_only=True: no pickled code) and geometry.npy.
 
-Format 2 added the classifier output and the calibration; format 1 directories (a 4-output head,
-no calibration) still load, and predict a NaN track probability and the raw kappa.
+Format 2 added the classifier output and the calibration, format 3 the starting-track output;
+older directories still load: format 1 (a 4-output head, no calibration) predicts a NaN track
+probability and the raw kappa, format 2 calibrates without the starting-track term.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,9 +38,10 @@ from icecube_stream.model.network import DirectionNet, NetworkConfig
 from icecube_stream.physics.angles import vector_to_angles
 from icecube_stream.physics.vmf import sigma_from_kappa
 
-FORMAT_VERSION = 2
-#: Formats `load` reads: 1 predates the classifier head and the kappa calibration.
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+#: Formats `load` reads: 1 predates the classifier head and the kappa calibration, 2 the
+#: starting-track output.
+READABLE_FORMATS = (1, 2, 3)
 #: Events per forward pass when predicting; sub-batches are cut from length-sorted events.
 INFERENCE_CHUNK = 256
 
@@ -97,9 +99,11 @@ class DirectionModel:
         )
 
     def predict_features(self, features: PulseFeatures, chunk: int = INFERENCE_CHUNK) -> Prediction:
-        direction, kappa, track_probability = predict_arrays(self.net, features, chunk)
+        direction, kappa, track_probability, starting_probability = predict_arrays(
+            self.net, features, chunk
+        )
         if self.calibration is not None:
-            kappa = self.calibration.apply(kappa, track_probability)
+            kappa = self.calibration.apply(kappa, track_probability, starting_probability)
         azimuth, zenith = vector_to_angles(direction)
         return Prediction(
             azimuth=azimuth,
@@ -158,8 +162,9 @@ class DirectionModel:
                 f"{len(PULSE_FEATURES)} / {len(EVENT_FEATURES)})"
             )
         features = FeatureConfig(**config["features"])
-        # Format 1 predates the classifier: its head has 4 outputs and its config no such key.
-        network = NetworkConfig(**{"classifier": False, **config["network"]})
+        # Older formats predate the classifier (1) and the starting-track output (1 and 2): their
+        # heads have 4 or 5 outputs and their configs no such keys.
+        network = NetworkConfig(**{"classifier": False, "starting": False, **config["network"]})
         net = DirectionNet(network)
         state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
         net.load_state_dict(state)
@@ -179,15 +184,24 @@ class DirectionModel:
         )
 
 
+class RawOutput(NamedTuple):
+    """The network's outputs per event, uncalibrated; a probability is NaN without its head."""
+
+    direction: NDArray[np.float64]  # (n, 3)
+    kappa: NDArray[np.float64]
+    track_probability: NDArray[np.float64]
+    starting_probability: NDArray[np.float64]
+
+
 def predict_arrays(
     net: DirectionNet, features: PulseFeatures, chunk: int = INFERENCE_CHUNK
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Directions (n, 3), raw kappa (n,) and track probability (n,; NaN without a classifier)
-    in input order, forward passes on length-sorted chunks."""
+) -> RawOutput:
+    """The network's outputs in input order, forward passes on length-sorted chunks."""
     n = features.n_events
     direction = np.empty((n, 3), dtype=np.float64)
     kappa = np.empty(n, dtype=np.float64)
     track_probability = np.empty(n, dtype=np.float64)
+    starting_probability = np.empty(n, dtype=np.float64)
     was_training = net.training
     net.eval()
     with torch.inference_mode():
@@ -201,5 +215,6 @@ def predict_arrays(
             direction[idx] = out.direction.numpy()
             kappa[idx] = out.kappa.numpy()
             track_probability[idx] = torch.sigmoid(out.track_logit).numpy()
+            starting_probability[idx] = torch.sigmoid(out.starting_logit).numpy()
     net.train(was_training)
-    return direction, kappa, track_probability
+    return RawOutput(direction, kappa, track_probability, starting_probability)

@@ -29,14 +29,15 @@ def vmf_nll(direction: Tensor, kappa: Tensor, target: Tensor) -> Tensor:
     return -torch.log(kappa) + kappa * (1.0 - cos) + torch.log(-torch.expm1(-2.0 * kappa)) + LOG_2PI
 
 
-def track_bce(track_logit: Tensor, truth: Tensor) -> Tensor:
-    """Mean binary cross-entropy of the track logit over the events whose truth is known.
+def topology_bce(logit: Tensor, truth: Tensor) -> Tensor:
+    """Mean binary cross-entropy of a topology logit (track-like, starting track) over the
+    events whose truth is known.
 
-    truth is 1 (track-like), 0 (cascade) or NaN (unknown: real data has no topology); with no
-    known event the term is an exact zero that carries no gradient, so training on such data
-    is the direction training alone.
+    truth is 1, 0 or NaN (unknown: real data has no topology); with no known event the term is
+    an exact zero that carries no gradient, so training on such data is the direction training
+    alone.
     """
     known = ~torch.isnan(truth)
     if not bool(known.any()):
-        return torch.zeros((), dtype=track_logit.dtype)
-    return functional.binary_cross_entropy_with_logits(track_logit[known], truth[known])
+        return torch.zeros((), dtype=logit.dtype)
+    return functional.binary_cross_entropy_with_logits(logit[known], truth[known])

@@ -13,6 +13,8 @@ that vector plus the event summaries (robust LineFit among them) and outputs a d
 von Mises-Fisher concentration kappa and, with `classifier`, a track-vs-cascade logit: one more
 output of the same head costs nothing measurable, and the topology tells a consumer whether
 the event is the kind worth an alert (and lets the kappa calibration treat the two apart).
+With `starting`, a sixth output says whether the event is a starting track: its errors have a
+heavier tail than either other type at the same kappa, so the calibration needs to know.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class NetworkConfig:
     #: A fifth head output, the track-vs-cascade logit. Models saved before it existed have a
     #: 4-output head; they load with classifier=False (inference.py) and predict NaN.
     classifier: bool = True
+    #: A sixth output, the starting-track logit. Models saved before it load with starting=False
+    #: and predict NaN.
+    starting: bool = True
 
     def as_dict(self) -> dict[str, int | str | bool]:
         return asdict(self)
@@ -56,6 +61,7 @@ class NetOutput(NamedTuple):
     direction: Tensor  # (n, 3) unit vectors
     kappa: Tensor  # (n,) vMF concentration, > KAPPA_MIN
     track_logit: Tensor  # (n,) log-odds of a track-like event; NaN without a classifier
+    starting_logit: Tensor  # (n,) log-odds of a starting track; NaN without that output
 
 
 class DirectionNet(nn.Module):
@@ -93,7 +99,7 @@ class DirectionNet(nn.Module):
             act(),
             nn.Linear(2 * d, d),
             act(),
-            nn.Linear(d, 5 if config.classifier else 4),
+            nn.Linear(d, 4 + config.classifier + config.starting),
         )
 
     def forward(self, pulses: Tensor, mask: Tensor, events: Tensor) -> NetOutput:
@@ -122,8 +128,10 @@ class DirectionNet(nn.Module):
         )
         direction = functional.normalize(out[:, :3] + prior, dim=-1, eps=1e-6)
         kappa = functional.softplus(out[:, 3]) + KAPPA_MIN
-        track_logit = out[:, 4] if self.config.classifier else torch.full_like(kappa, float("nan"))
-        return NetOutput(direction, kappa, track_logit)
+        missing = torch.full_like(kappa, float("nan"))
+        track_logit = out[:, 4] if self.config.classifier else missing
+        starting_logit = out[:, -1] if self.config.starting else missing
+        return NetOutput(direction, kappa, track_logit, starting_logit)
 
 
 def _masked_mean_max(h: Tensor, real: Tensor, padding: Tensor | None) -> tuple[Tensor, Tensor]:

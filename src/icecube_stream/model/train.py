@@ -18,13 +18,14 @@ from icecube_stream.model.batching import bucketed_batches
 from icecube_stream.model.configs import TrainConfig
 from icecube_stream.model.features import PulseFeatures
 from icecube_stream.model.inference import predict_arrays
-from icecube_stream.model.loss import track_bce, vmf_nll
+from icecube_stream.model.loss import topology_bce, vmf_nll
 from icecube_stream.model.network import DirectionNet
 from icecube_stream.physics.angles import angular_distance
 
 #: Every event's fraction of the data set goes to validation by a hash of its event_id, so the
 #: split is the same whichever order or subset of files is read.
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+F32 = np.float32
 
 
 def validation_mask(event_id: NDArray[np.int64], fraction: float) -> NDArray[np.bool_]:
@@ -63,7 +64,7 @@ def evaluate_loss(
     net: DirectionNet, features: PulseFeatures, targets: NDArray[np.float64]
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Mean vMF loss, angular errors, predicted directions and raw kappa on a whole set."""
-    direction, kappa, _ = predict_arrays(net, features)
+    direction, kappa, _, _ = predict_arrays(net, features)
     with torch.inference_mode():
         loss = vmf_nll(
             torch.from_numpy(direction), torch.from_numpy(kappa), torch.from_numpy(targets)
@@ -79,8 +80,12 @@ def track_accuracy(
     known = None if truth is None else ~np.isnan(truth)
     if truth is None or known is None or not known.any() or not net.config.classifier:
         return None
-    _, _, probability = predict_arrays(net, features)
+    probability = predict_arrays(net, features).track_probability
     return float(np.mean((probability[known] >= 0.5) == (truth[known] == 1.0)))
+
+
+def _any_known(truth: NDArray[np.float64] | None) -> bool:
+    return truth is not None and bool((~np.isnan(truth)).any())
 
 
 def fit(
@@ -93,20 +98,25 @@ def fit(
     on_step: Callable[[int], None] | None = None,
     train_track: NDArray[np.float64] | None = None,
     val_track: NDArray[np.float64] | None = None,
+    train_starting: NDArray[np.float64] | None = None,
 ) -> tuple[DirectionNet, History]:
     """Train with AdamW and a one-cycle schedule; keep the weights of the best validation epoch.
 
     `train_track` / `val_track` are the topology truth (1 track-like, 0 cascade, NaN unknown):
     where known, a binary cross-entropy term weighted `classifier_weight` trains the classifier
-    head. Without any (real data) the network is built without the head, so its track
-    probability is NaN rather than the guess of an untrained output.
+    head, and another one the starting-track output on `train_starting` (1 starting track, 0
+    another type). Without any truth (real data) the network is built without those outputs,
+    so their probabilities are NaN rather than the guesses of untrained outputs.
     `on_step` is called with the number of events of every optimiser step (progress bars).
     """
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    has_truth = train_track is not None and bool((~np.isnan(train_track)).any())
-    network = config.network if has_truth else replace(config.network, classifier=False)
+    network = replace(
+        config.network,
+        classifier=config.network.classifier and _any_known(train_track),
+        starting=config.network.starting and _any_known(train_starting),
+    )
     net = DirectionNet(network)
     optimiser = torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -119,10 +129,11 @@ def fit(
         pct_start=0.15,
     )
     targets = torch.from_numpy(train_targets.astype(np.float32))
-    track = torch.from_numpy(
-        np.full(train.n_events, np.nan, np.float32)
-        if train_track is None
-        else train_track.astype(np.float32)
+    track, starting = (
+        torch.from_numpy(
+            np.full(train.n_events, np.nan, np.float32) if truth is None else truth.astype(F32)
+        )
+        for truth in (train_track, train_starting)
     )
     history = History()
     best_state: dict[str, torch.Tensor] | None = None
@@ -132,7 +143,7 @@ def fit(
         total, count = 0.0, 0
         for idx in bucketed_batches(train.lengths, config.batch_size, rng):
             batch = train.pad(idx)
-            direction, kappa, track_logit = net(
+            direction, kappa, track_logit, starting_logit = net(
                 torch.from_numpy(batch.pulses),
                 torch.from_numpy(batch.mask),
                 torch.from_numpy(batch.events),
@@ -142,7 +153,9 @@ def fit(
             angle = torch.acos(cosine)
             loss = (vmf_nll(direction, kappa, target) + config.angle_weight * angle).mean()
             if net.config.classifier and config.classifier_weight > 0:
-                loss = loss + config.classifier_weight * track_bce(track_logit, track[idx])
+                loss = loss + config.classifier_weight * topology_bce(track_logit, track[idx])
+            if net.config.starting and config.starting_weight > 0:
+                loss = loss + config.starting_weight * topology_bce(starting_logit, starting[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

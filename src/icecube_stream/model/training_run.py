@@ -187,17 +187,20 @@ def train_and_register(
             on_step=hooks.on_step,
             train_track=train.track,
             val_track=val.track,
+            train_starting=train.starting,
         )
         train_seconds = time.perf_counter() - started
         _, errors, _, raw_kappa = evaluate_loss(net, val.features, val.targets)
-        _, _, track_probability = predict_arrays(net, val.features)
-        kappa_calibration = fit_kappa_calibration(errors, raw_kappa, track_probability)
-        kappa = kappa_calibration.apply(raw_kappa, track_probability)
+        _, _, track_probability, starting_probability = predict_arrays(net, val.features)
+        types = val.batch.extra.get("event_type")
+        kappa_calibration = fit_kappa_calibration(
+            errors, raw_kappa, track_probability, starting_probability, types
+        )
+        kappa = kappa_calibration.apply(raw_kappa, track_probability, starting_probability)
         assert val.batch.azimuth is not None and val.batch.zenith is not None
         lf_az, lf_zen = linefit_reconstructor(val.batch)
         lf_errors = angular_distance_angles(val.batch.azimuth, val.batch.zenith, lf_az, lf_zen)
         cal = calibration_report(errors, kappa)
-        types = val.batch.extra.get("event_type")
         classifier = None if types is None else classifier_report(track_probability, types)
         containment = containment_report(errors, kappa, types)
         mean_error = float(np.mean(errors))
@@ -215,6 +218,7 @@ def train_and_register(
                 "best_epoch": history.best.epoch,
                 "kappa_scale_track": kappa_calibration.track_scale,
                 "kappa_scale_cascade": kappa_calibration.cascade_scale,
+                "kappa_starting_slope": kappa_calibration.starting_slope,
                 "val_within_50": containment["fraction_within_50"],
                 "val_within_90": containment["fraction_within_90"],
                 **({} if classifier is None else {"val_track_accuracy": classifier["accuracy"]}),

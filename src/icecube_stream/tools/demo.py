@@ -75,12 +75,17 @@ class DemoSummary:
 def has_servable_champion(settings: Settings) -> bool:
     """A champion exists, this code can load it (one saved by an older feature set cannot), it
     was trained for IceCube's geometry, which the demo's data uses, and it has the classifier
-    the alert policy needs."""
+    the alert policy needs and the starting-track output its 90 % regions are calibrated with."""
     try:
         champion = load_model(settings.model_alias, settings)
     except ValueError:  # ModelLoadError included
         return False
-    return champion.geometry.identity == ICECUBE_GEOMETRY_ID and champion.network.classifier
+    network = champion.network
+    return (
+        champion.geometry.identity == ICECUBE_GEOMETRY_ID
+        and network.classifier
+        and network.starting
+    )
 
 
 def is_icecube_data_set(path: Path) -> bool:

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from icecube_stream.events.batch import EventBatch
-from icecube_stream.model.classifier import classifier_report, track_truth
+from icecube_stream.model.classifier import classifier_report, starting_truth, track_truth
 from icecube_stream.model.configs import get_config
 from icecube_stream.model.data import labelled, select
 from icecube_stream.model.features import FeatureConfig
 from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.kappa_calibration import KappaCalibration
-from icecube_stream.model.loss import track_bce
+from icecube_stream.model.loss import topology_bce
 from icecube_stream.model.network import DirectionNet, NetworkConfig
 from icecube_stream.model.train import fit, validation_mask
 
@@ -32,7 +32,8 @@ def _args(events: EventBatch) -> tuple[np.ndarray, ...]:
 def test_truth_maps_the_simulator_types_onto_two_classes() -> None:
     types = np.array(["track", "cascade", "starting_track", "muon_bundle"], dtype=object)
     np.testing.assert_array_equal(track_truth(types, 4), [1.0, 0.0, 1.0, np.nan])
-    assert np.isnan(track_truth(None, 3)).all()
+    np.testing.assert_array_equal(starting_truth(types, 4), [0.0, 0.0, 1.0, np.nan])
+    assert np.isnan(track_truth(None, 3)).all() and np.isnan(starting_truth(None, 3)).all()
 
 
 def test_the_head_gives_one_probability_per_event(events: EventBatch) -> None:
@@ -47,9 +48,9 @@ def test_the_head_gives_one_probability_per_event(events: EventBatch) -> None:
 
 def test_bce_is_zero_without_truth_and_takes_only_known_events() -> None:
     logit = torch.tensor([2.0, -1.0, 0.5], requires_grad=True)
-    none = track_bce(logit, torch.full((3,), float("nan")))
+    none = topology_bce(logit, torch.full((3,), float("nan")))
     assert float(none) == 0.0 and not none.requires_grad
-    some = track_bce(logit, torch.tensor([1.0, float("nan"), 0.0]))
+    some = topology_bce(logit, torch.tensor([1.0, float("nan"), 0.0]))
     expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(0.5))) / 2
     assert float(some.detach()) == pytest.approx(expected, rel=1e-6)
     some.backward()  # type: ignore[no-untyped-call]
@@ -69,9 +70,9 @@ def test_training_learns_the_topology(events: EventBatch) -> None:
     train, val = _split(events)
     net, history = fit(
         config, train.features, train.targets, val.features, val.targets,
-        train_track=train.track, val_track=val.track,
+        train_track=train.track, val_track=val.track, train_starting=train.starting,
     )  # fmt: skip
-    assert net.config.classifier
+    assert net.config.classifier and net.config.starting
     accuracy = history.epochs[-1].val_track_accuracy
     known = val.track[~np.isnan(val.track)]
     majority = max(known.mean(), 1 - known.mean())
@@ -85,30 +86,40 @@ def test_without_truth_the_term_is_skipped_and_no_head_is_built(events: EventBat
     train, val = _split(events)
     net, history = fit(config, train.features, train.targets, val.features, val.targets)
     assert not net.config.classifier and history.epochs[0].val_track_accuracy is None
+    assert not net.config.starting
     prediction = DirectionModel(FEATURES, net.config, events.geometry, net).predict(*_args(events))
     assert np.isnan(prediction.track_probability).all()
     assert np.isfinite(prediction.kappa).all()
 
 
-def test_a_model_saved_before_the_classifier_still_loads(
-    events: EventBatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("version", "outputs", "dropped"),
+    [(1, 4, ("classifier", "starting")), (2, 5, ("starting",))],
+)
+def test_a_model_saved_before_an_output_existed_still_loads(
+    events: EventBatch, tmp_path: Path, version: int, outputs: int, dropped: tuple[str, ...]
 ) -> None:
-    """Format 1: a 4-output head, no `classifier` or `calibration` key in config.json."""
+    """Format 1: a 4-output head, no `classifier`, `starting` or `calibration` key in
+    config.json; format 2: a 5-output head (the classifier), no `starting` key."""
     torch.manual_seed(2)
-    old_network = replace(TINY, classifier=False)
+    old_network = replace(TINY, **{name: False for name in dropped})
     old = DirectionModel(FEATURES, old_network, events.geometry)
-    assert old.net.head[-1].out_features == 4
+    assert old.net.head[-1].out_features == outputs
     directory = old.save(tmp_path / "old")
     config = json.loads((directory / "config.json").read_text())
-    del config["network"]["classifier"], config["calibration"]
-    config["format_version"] = 1
+    for name in dropped:
+        del config["network"][name]
+    if version == 1:
+        del config["calibration"]
+    config["format_version"] = version
     (directory / "config.json").write_text(json.dumps(config))
     loaded = DirectionModel.load(directory)
-    assert not loaded.network.classifier and loaded.calibration is None
+    assert not loaded.network.starting and loaded.network.classifier == (version == 2)
     before, after = old.predict(*_args(events)), loaded.predict(*_args(events))
     np.testing.assert_array_equal(before.direction, after.direction)
     np.testing.assert_array_equal(before.kappa, after.kappa)
-    assert np.isnan(after.track_probability).all()
+    np.testing.assert_array_equal(before.track_probability, after.track_probability)
+    assert np.isnan(after.track_probability).all() == (version == 1)
 
 
 def test_an_unknown_format_is_refused(events: EventBatch, tmp_path: Path) -> None:

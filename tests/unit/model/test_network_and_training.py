@@ -23,14 +23,15 @@ def test_outputs_are_unit_directions_and_positive_kappa(events: EventBatch) -> N
     f = features_from_batch(events, FeatureConfig(max_pulses=24))
     batch = f.pad(np.arange(50))
     with torch.inference_mode():
-        direction, kappa, track_logit = DirectionNet(TINY)(
+        direction, kappa, track_logit, starting_logit = DirectionNet(TINY)(
             torch.from_numpy(batch.pulses),
             torch.from_numpy(batch.mask),
             torch.from_numpy(batch.events),
         )
     np.testing.assert_allclose(direction.norm(dim=-1).numpy(), 1.0, rtol=1e-5)
     assert (kappa > 0).all()
-    assert track_logit.shape == (50,) and torch.isfinite(track_logit).all()
+    for logit in (track_logit, starting_logit):
+        assert logit.shape == (50,) and torch.isfinite(logit).all()
 
 
 @pytest.mark.parametrize("n_attention", [0, 1])
@@ -45,11 +46,11 @@ def test_padding_does_not_change_the_prediction(events: EventBatch, n_attention:
     wide = f.pad(np.array([short, int(np.argmax(f.lengths))]))
     assert wide.pulses.shape[1] > alone.pulses.shape[1]
     with torch.inference_mode():
-        d1, k1, t1 = net(*(torch.from_numpy(a) for a in (alone.pulses, alone.mask, alone.events)))
-        d2, k2, t2 = net(*(torch.from_numpy(a) for a in (wide.pulses, wide.mask, wide.events)))
-    torch.testing.assert_close(d1[0], d2[0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(k1[0], k2[0], rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(t1[0], t2[0], rtol=1e-4, atol=1e-4)
+        one = net(*(torch.from_numpy(a) for a in (alone.pulses, alone.mask, alone.events)))
+        two = net(*(torch.from_numpy(a) for a in (wide.pulses, wide.mask, wide.events)))
+    torch.testing.assert_close(one.direction[0], two.direction[0], rtol=1e-5, atol=1e-5)
+    for first, second in zip(one[1:], two[1:], strict=True):
+        torch.testing.assert_close(first[0], second[0], rtol=1e-4, atol=1e-4)
 
 
 def test_tiny_training_run_decreases_the_loss(events: EventBatch) -> None:
