@@ -1,9 +1,11 @@
 """Track-like vs cascade: the truth the classifier head learns and how well it does.
 
-Only two classes, because that is the distinction that matters downstream: a track (through-going
-or starting) points back to its source within a degree or so and can make an alert, a cascade
-cannot. The simulator's three event types map onto them; any other or missing type is unknown
-(NaN) and simply not trained or scored on. Pure numpy, so evaluation needs no torch.
+Two classes are published, because that is the distinction that matters downstream: a track
+(through-going or starting) points back to its source within a degree or so and can make an
+alert, a cascade cannot. A second output learns starting track vs the rest only for the kappa
+calibration (kappa_calibration.py): starting tracks' errors have their own tail. The simulator's
+three event types map onto both; any other or missing type is unknown (NaN) and simply not
+trained or scored on. Pure numpy, so evaluation needs no torch.
 """
 
 from __future__ import annotations

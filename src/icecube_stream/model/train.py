@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from icecube_stream.model.batching import bucketed_batches
 from icecube_stream.model.configs import TrainConfig
 from icecube_stream.model.features import PulseFeatures
 from icecube_stream.model.inference import predict_arrays
+from icecube_stream.model.kappa_calibration import KappaCalibration, fit_kappa_calibration
 from icecube_stream.model.loss import topology_bce, vmf_nll
 from icecube_stream.model.network import DirectionNet
 from icecube_stream.physics.angles import angular_distance
@@ -71,6 +73,24 @@ def evaluate_loss(
         )
     errors = angular_distance(direction, targets)
     return float(loss.mean()), errors, direction, kappa
+
+
+def fit_calibration(
+    net: DirectionNet,
+    features: PulseFeatures,
+    targets: NDArray[np.float64],
+    event_types: NDArray[Any] | None,
+) -> KappaCalibration:
+    """The kappa calibration of a trained network, fitted on a validation set (its true types,
+    where known, make it per type: kappa_calibration.py)."""
+    raw = predict_arrays(net, features)
+    return fit_kappa_calibration(
+        angular_distance(raw.direction, targets),
+        raw.kappa,
+        raw.track_probability,
+        raw.starting_probability,
+        event_types,
+    )
 
 
 def track_accuracy(

@@ -28,11 +28,10 @@ from icecube_stream.model.calibration import calibration_report, containment_rep
 from icecube_stream.model.classifier import classifier_report
 from icecube_stream.model.configs import TrainConfig
 from icecube_stream.model.data import LabelledSet, labelled, load_events, select
-from icecube_stream.model.inference import DirectionModel, predict_arrays
-from icecube_stream.model.kappa_calibration import fit_kappa_calibration
+from icecube_stream.model.inference import DirectionModel
 from icecube_stream.model.registry import log_and_register
-from icecube_stream.model.train import EpochReport, evaluate_loss, fit, validation_mask
-from icecube_stream.physics.angles import angular_distance_angles
+from icecube_stream.model.train import EpochReport, fit, fit_calibration, validation_mask
+from icecube_stream.physics.angles import angular_distance, angular_distance_angles
 
 
 @dataclass(frozen=True)
@@ -190,13 +189,14 @@ def train_and_register(
             train_starting=train.starting,
         )
         train_seconds = time.perf_counter() - started
-        _, errors, _, raw_kappa = evaluate_loss(net, val.features, val.targets)
-        _, _, track_probability, starting_probability = predict_arrays(net, val.features)
         types = val.batch.extra.get("event_type")
-        kappa_calibration = fit_kappa_calibration(
-            errors, raw_kappa, track_probability, starting_probability, types
+        kappa_calibration = fit_calibration(net, val.features, val.targets, types)
+        model = DirectionModel(
+            config.features, net.config, val.batch.geometry, net, kappa_calibration
         )
-        kappa = kappa_calibration.apply(raw_kappa, track_probability, starting_probability)
+        prediction = model.predict_features(val.features)
+        errors = angular_distance(prediction.direction, val.targets)
+        kappa, track_probability = prediction.kappa, prediction.track_probability
         assert val.batch.azimuth is not None and val.batch.zenith is not None
         lf_az, lf_zen = linefit_reconstructor(val.batch)
         lf_errors = angular_distance_angles(val.batch.azimuth, val.batch.zenith, lf_az, lf_zen)
@@ -227,9 +227,6 @@ def train_and_register(
         _log_figures(val, errors, lf_errors, cal)
         mlflow.log_dict(cal, "calibration.json")
 
-        model = DirectionModel(
-            config.features, net.config, val.batch.geometry, net, kappa_calibration
-        )
         registration = log_and_register(model, val, settings, promote, config_name=config.name)
         _say(hooks, registration.reason)
     return TrainOutcome(
