@@ -48,7 +48,7 @@ def write_once(sink: Any, records: list[dict[str, Any]]) -> None:
     async def run() -> None:
         await sink.start()
         try:
-            await sink.write(records)
+            await sink.write(records, generation=0)
         finally:
             await sink.stop()
 

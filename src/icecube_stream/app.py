@@ -134,8 +134,11 @@ async def heartbeat() -> None:
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     """After any rebalance Faust reads every partition it assigns again from the committed
     offset, so every unfinished message is delivered anew: forget them all, kept or not, and
-    commit what is finished first so that as little as possible is read twice."""
+    commit what is finished first so that as little as possible is read twice. The fence
+    closes first: an alert being sent is out before the next owner can take its event, and
+    steps begun before now send none (stream/fence.py)."""
     if worker.ready.is_set():
+        await worker.fence.close()
         try:
             await app.consumer.commit()
         except Exception as error:  # a commit that fails here only means more is read again

@@ -143,6 +143,12 @@ ALERTS_ALREADY_SENT = Counter(
     "Alerts of replayed events found already on the alerts topic, and not sent again.",
     registry=WORKER_REGISTRY,
 )
+ALERTS_REVOKED = Counter(
+    "icecube_worker_alerts_revoked_total",
+    "Alerts not sent because a rebalance took their events from this worker during the step "
+    "(the next owner sends them).",
+    registry=WORKER_REGISTRY,
+)
 ALERT_LATENCY = Histogram(
     "icecube_worker_alert_latency_seconds",
     "From the event's time (trigger, else emitter send time) to its alert acknowledged on the "

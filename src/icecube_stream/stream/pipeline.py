@@ -35,6 +35,7 @@ from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.stream.assembly import Assembler, Refused
 from icecube_stream.stream.events import Events, Tokens, by_geometry
+from icecube_stream.stream.fence import Fence
 from icecube_stream.stream.messages import Incoming, Rejection
 from icecube_stream.stream.model_client import GeometryRejectedError
 from icecube_stream.stream.sinks import DeadLetterSink, FatalKafkaError, PredictionSink
@@ -66,8 +67,10 @@ class Pipeline:
         model: ModelBackend,
         sinks: Sequence[PredictionSink],
         dead_letters: DeadLetterSink,
+        fence: Fence | None = None,
     ) -> None:
         self.settings = settings
+        self.fence = fence or Fence()
         self.model = model
         self.sinks = sinks
         self.dead_letters = dead_letters
@@ -86,6 +89,7 @@ class Pipeline:
     async def step(self, incoming: Sequence[Incoming]) -> list[Hashable]:
         """Process a batch of messages; the tokens of messages that may now be acknowledged."""
         now = time.time_ns()
+        generation = self.fence.generation
         finished: list[Hashable] = []
         ready: list[Events] = []
         for message in incoming:
@@ -121,7 +125,7 @@ class Pipeline:
             ready += expired
         metrics.WORKER_EVENTS_PENDING.set(sum(a.pending for a in self.assemblers.values()))
         if ready:
-            finished += await self._process(by_geometry(ready), now)
+            finished += await self._process(by_geometry(ready), now, generation)
         return finished
 
     def _split_across_partitions(self, frame: PulseFrame, partition: int) -> list[Refused]:
@@ -175,7 +179,9 @@ class Pipeline:
             self.assemblers[partition] = Assembler(timeout_ns)
         return self.assemblers[partition]
 
-    async def _process(self, batches: list[Events], assembled_at_ns: int) -> list[Hashable]:
+    async def _process(
+        self, batches: list[Events], assembled_at_ns: int, generation: int
+    ) -> list[Hashable]:
         """Check each geometry's batch in one pass, then ask the model about the rest."""
         n_events = sum(batch.n_events for batch in batches)
         metrics.WORKER_EVENTS_IN.inc(n_events)
@@ -196,7 +202,7 @@ class Pipeline:
         answered = [pair for pairs, _ in results for pair in pairs]
         finished += [token for _, rejected in results for token in rejected]
         if answered:
-            finished += await self._write(answered, assembled_at_ns)
+            finished += await self._write(answered, assembled_at_ns, generation)
         metrics.WORKER_EVENTS_IN_PROGRESS.dec(n_events)
         return finished
 
@@ -245,7 +251,10 @@ class Pipeline:
         return [(served, answer)], finished
 
     async def _write(
-        self, answered: list[tuple[Events, PredictionBatch]], assembled_at_ns: int
+        self,
+        answered: list[tuple[Events, PredictionBatch]],
+        assembled_at_ns: int,
+        generation: int,
     ) -> list[Hashable]:
         predicted_at = time.time_ns()
         records = [
@@ -254,7 +263,10 @@ class Pipeline:
             for record in prediction_records(events, answer, assembled_at_ns, predicted_at)
         ]
         await asyncio.gather(  # each sink retried on its own: one outage repeats no other write
-            *(self._retry_forever(sink.name, sink.write, records) for sink in self.sinks)
+            *(
+                self._retry_forever(sink.name, sink.write, records, generation)
+                for sink in self.sinks
+            )
         )
         written = time.time_ns()
         for events, _ in answered:

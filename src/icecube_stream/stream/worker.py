@@ -20,6 +20,7 @@ import faust
 from icecube_stream import metrics
 from icecube_stream.config import Settings
 from icecube_stream.observe.lag import LagReader
+from icecube_stream.stream.fence import Fence
 from icecube_stream.stream.ledger import AckLedger
 from icecube_stream.stream.messages import Incoming
 from icecube_stream.stream.model_client import ModelClient
@@ -56,14 +57,15 @@ class Worker(faust.Service):
         self.ledger = AckLedger()
         self.ready = asyncio.Event()
         self.model = ModelClient(settings)
+        self.fence = Fence()
         self.sinks: list[PredictionSink] = [
             KafkaPredictions(settings),
             MongoPredictions(settings),
-            KafkaAlerts(settings),
+            KafkaAlerts(settings, self.fence),
         ]
         self.dead_letters = DeadLetters(settings)
         self.connected: list[Connected] = [*self.sinks, self.dead_letters]
-        self.pipeline = Pipeline(settings, self.model, self.sinks, self.dead_letters)
+        self.pipeline = Pipeline(settings, self.model, self.sinks, self.dead_letters, self.fence)
         self._lag: LagReader | None = None
         self._lag_task: asyncio.Future[None] | None = None
         self._lag_checked = float("-inf")

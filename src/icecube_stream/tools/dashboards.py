@@ -133,14 +133,19 @@ PIPELINE = [
     ),
     Panel(
         "Neutrino alerts",
-        "Alerts produced to icecube.alerts in the last hour, and replayed events whose alert "
-        "was found already sent and not sent again (nonzero only after a worker restart). "
-        "Docs: docs/alerts.md.",
+        "Alerts produced to icecube.alerts in the last hour; replayed events whose alert "
+        "was found already sent and not sent again (nonzero only after a worker restart); "
+        "alerts a rebalance took from a worker before the send, which the next owner sends "
+        "(nonzero only after a rebalance). Docs: docs/alerts.md.",
         (
             Query(f"sum(increase(icecube_worker_alerts_total{{{W}}}[1h]))", "alerts per hour"),
             Query(
                 f"sum(increase(icecube_worker_alerts_already_sent_total{{{W}}}[1h]))",
                 "already sent, per hour",
+            ),
+            Query(
+                f"sum(increase(icecube_worker_alerts_revoked_total{{{W}}}[1h]))",
+                "handed to the next owner, per hour",
             ),
         ),
         unit=SHORT,

@@ -2,6 +2,7 @@
 sky map, whether its event is replayed after a clean write or after a crash on either side of
 the send."""
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,65 @@ def test_a_crash_on_either_side_of_the_send_neither_loses_nor_repeats(settings: 
     assert sorted(ids) == [1, 10, 11]  # 10 not repeated, 11 not lost
     assert {d["_id"]: d["sent"] for d in ledger.find()} == {1: True, 10: True, 11: True}
     mongo.close()
+
+
+def test_a_rebalance_during_the_step_hands_the_alert_to_the_next_owner(settings: Settings) -> None:
+    """The old owner recorded the alert, then lost the event before the send: it sends nothing,
+    and the owner that processes the event again sends it, once."""
+
+    async def old_owner_step() -> None:
+        sink = KafkaAlerts(settings)
+        recorded = sink._not_yet_sent
+
+        async def then_rebalance(*args: Any) -> Any:
+            unsent = await recorded(*args)
+            await sink.fence.close()  # what on_partitions_revoked does
+            return unsent
+
+        sink._not_yet_sent = then_rebalance  # type: ignore[method-assign]
+        await sink.start()
+        try:
+            await sink.write([prediction(20)], generation=0)
+        finally:
+            await sink.stop()
+
+    revoked = metrics.ALERTS_REVOKED._value.get()
+    asyncio.run(old_owner_step())
+    assert metrics.ALERTS_REVOKED._value.get() == revoked + 1
+    assert alerts_on_topic(settings) == []
+    ledger = MongoClient(settings.mongo_url)[settings.mongo_database]
+    assert [d["sent"] for d in ledger[settings.mongo_alerts_collection].find()] == [False]
+
+    write(settings, [prediction(20)])  # the next owner
+    assert [a["event_id"] for a in alerts_on_topic(settings)] == [20]
+
+
+def test_a_rebalance_waits_for_the_send_in_progress(settings: Settings) -> None:
+    """Revoked while the alert is on its way: the revocation returns only once it is
+    acknowledged and marked, so the next owner finds it sent."""
+    ledger = MongoClient(settings.mongo_url)[settings.mongo_database]
+
+    async def run() -> bool:
+        sink = KafkaAlerts(settings)
+        send = sink._send
+
+        async def slow_send(*args: Any) -> None:
+            sending.set()
+            await asyncio.sleep(0.5)
+            await send(*args)
+
+        sending = asyncio.Event()
+        sink._send = slow_send  # type: ignore[method-assign]
+        await sink.start()
+        try:
+            step = asyncio.create_task(sink.write([prediction(30)], generation=0))
+            await sending.wait()
+            await sink.fence.close()
+            marked = ledger[settings.mongo_alerts_collection].find_one({"_id": 30})
+            await step
+        finally:
+            await sink.stop()
+        return marked is not None and marked["sent"]
+
+    assert asyncio.run(run())
+    assert [a["event_id"] for a in alerts_on_topic(settings)] == [30]

@@ -54,6 +54,7 @@ class RecordingSink:
         self.name = name
         self.into = into
         self.failures = failures
+        self.generations: list[int] = []
 
     async def start(self) -> None:
         pass
@@ -61,7 +62,8 @@ class RecordingSink:
     async def stop(self) -> None:
         pass
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
+    async def write(self, records: list[dict[str, Any]], generation: int) -> None:
+        self.generations.append(generation)
         if self.failures.get(self.name, 0) > 0:
             self.failures[self.name] -= 1
             raise ConnectionError(f"{self.name} is down")
@@ -197,6 +199,22 @@ def test_revoked_partitions_forget_their_pending_parts(run, make_batch) -> None:
     assert pipeline.outstanding == {}
     assert pipeline.messages == {}
     assert 2 not in pipeline.assemblers
+
+
+def test_sinks_learn_the_fence_generation_the_step_began_under(run, make_batch) -> None:  # type: ignore[no-untyped-def]
+    """A rebalance during the model call: the sinks are told the step began before it, so the
+    alert sink sends nothing for events the worker no longer holds."""
+    pipeline, model, sinks, message, step = run
+    answer = model.predict
+
+    async def predict_during_a_rebalance(frame: PulseFrame) -> PredictionBatch:
+        await pipeline.fence.close()
+        return await answer(frame)
+
+    model.predict = predict_during_a_rebalance
+    step(message(next(frames_from_batch(make_batch([3, 4]), "b", 2, 100))))
+    assert pipeline.fence.generation == 1
+    assert [sink.generations for sink in sinks.destinations] == [[0], [0]]
 
 
 def test_frames_of_another_detector_are_dead_lettered_once_each_with_both_geometries(

@@ -34,8 +34,10 @@ class PredictionSink(Connected, Protocol):
 
     name: str
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
-        """All of them, or raise: the caller retries the whole list."""
+    async def write(self, records: list[dict[str, Any]], generation: int) -> None:
+        """All of them, or raise: the caller retries the whole list. `generation` is the
+        worker's fence generation when the step began (fence.py): a sink that must not write
+        for events the worker no longer holds checks it."""
 
 
 class DeadLetterSink(Connected, Protocol):

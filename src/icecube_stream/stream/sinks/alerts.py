@@ -6,8 +6,10 @@ the alerts partition's end offset before the send), then sent, then marked sent.
 event finds its record: marked sent, it is skipped; not marked (the worker died around the send),
 the partition is read from the recorded offset and the alert is sent only if it is not there.
 Nothing is sent before its record exists, so nothing is lost, and nothing found on the topic is
-sent again. Two workers holding the same event at once (a rebalance in the middle of a step) are
-the one case left that could send twice, and only if both reach the send before either marks it.
+sent again. Two workers holding the same event at once (a rebalance in the middle of a step)
+could both find it unsent; the worker's fence (stream/fence.py) keeps the old owner from sending
+once its revocation began, and makes the revocation wait for a send in progress, so the new
+owner finds the alert sent and marked, or recorded and not sent.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from icecube_stream.config import Settings
 from icecube_stream.connections import aiokafka_options, mongo_options
 from icecube_stream.sky.skymap import vmf_skymap
 from icecube_stream.sky.store import skymap_url, write_skymap
+from icecube_stream.stream.fence import Fence
 from icecube_stream.stream.sinks.kafka import KafkaSink, delivered
 from icecube_stream.stream.sinks.mongo import DUPLICATE_KEY
 from icecube_stream.wire.partitions import partitions_for_keys
@@ -41,8 +44,9 @@ SCAN_TIMEOUT_S = 60.0
 class KafkaAlerts(KafkaSink):
     name = "alerts"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fence: Fence | None = None) -> None:
         super().__init__(settings)
+        self.fence = fence or Fence()
         self.topic = settings.topic(ALERTS)
         self.codec = json_codec(ALERTS, settings.topics_dir)
         self.policy = AlertPolicy.from_settings(settings)
@@ -79,7 +83,7 @@ class KafkaAlerts(KafkaSink):
         if self.mongo is not None:
             await self.mongo.close()
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
+    async def write(self, records: list[dict[str, Any]], generation: int) -> None:
         alerts = select_alerts(
             records,
             self.policy,
@@ -94,7 +98,11 @@ class KafkaAlerts(KafkaSink):
         unsent = await self._not_yet_sent(alerts, where)
         for alert in unsent:  # the map first: the notice points to it
             await asyncio.to_thread(self._write_skymap, alert)
-        await self._send(unsent, where)
+        async with self.fence.holding(generation) as held:
+            if not held:  # revoked meanwhile: the next owner finds the records, not sent
+                metrics.ALERTS_REVOKED.inc(len(unsent))
+                return
+            await self._send(unsent, where)
         acknowledged = time.time_ns()
         for alert in unsent:
             metrics.ALERT_LATENCY.observe(max(acknowledged - alert.event_time_ns, 0) / 1e9)

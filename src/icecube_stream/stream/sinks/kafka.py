@@ -91,7 +91,7 @@ class KafkaPredictions(KafkaSink):
         self.topic = settings.topic(PREDICTIONS)
         self.codec = topic_codec(PREDICTIONS, settings.topics_dir)
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
+    async def write(self, records: list[dict[str, Any]], generation: int) -> None:
         """Raises if any delivery failed (the caller retries all)."""
         partitions = sorted(await self.producer.partitions_for(self.topic))
         keys = [str(record["event_id"]).encode() for record in records]

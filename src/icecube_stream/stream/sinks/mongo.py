@@ -39,7 +39,7 @@ class MongoPredictions:
         if self.client is not None:
             await self.client.close()
 
-    async def write(self, records: list[dict[str, Any]]) -> None:
+    async def write(self, records: list[dict[str, Any]], generation: int) -> None:
         """Insert keyed by event_id (`_id`); a replayed event's duplicate-key error is the
         idempotence working, so the document already there stays: one document per event."""
         started = time.perf_counter()
