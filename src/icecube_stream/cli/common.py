@@ -17,7 +17,8 @@ def print_table(
     """A table of figures on stdout; `--json` variants print JSON instead."""
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, no_wrap=no_wrap)
+        # Wrapped cells fold words too long for the line (paths, URLs) instead of cutting them.
+        table.add_column(column, no_wrap=no_wrap, overflow="ellipsis" if no_wrap else "fold")
     for row in rows:
         table.add_row(*row)
     Console().print(table)

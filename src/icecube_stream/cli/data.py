@@ -261,8 +261,8 @@ def _print_containment(containment: dict[str, Any]) -> None:
         )
 
     print_table(
-        f"containment: truth within the vMF 50 % / 90 % radius (90 % target: 90 +- {tolerance} %)",
-        ("events", "n", "in r50", "median r50 (deg)", "in r90", "median r90 (deg)", "90 %"),
+        f"containment: truth within the 50 % / 90 % radius (90 % target: 90 +- {tolerance} %)",
+        ("events", "n", "in r50", "median r50°", "in r90", "median r90°", "90 %"),
         [row("all", containment), *(row(n, f) for n, f in containment["per_type"].items())],
     )
 

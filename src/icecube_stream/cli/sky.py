@@ -69,5 +69,4 @@ def skymap_command(
             ("url", url),
             *([("png", str(png))] if png is not None else []),
         ],
-        no_wrap=True,
     )
