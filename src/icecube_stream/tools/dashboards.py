@@ -154,10 +154,12 @@ PIPELINE = [
         "Trigger to alert latency",
         "From the event's time (the emitter's send time when the data carry no trigger time) "
         "to its alert acknowledged on icecube.alerts, sky map written. The red line: the 2 s "
-        "objective at 2,700 Hz (IceCube's own alerts take 30-60 s).",
+        "objective at 2,700 Hz (IceCube's own alerts take 30-60 s). Alert NeutrinoAlertSlow: "
+        "p99 over the last hour above 2 s.",
         quantiles("icecube_worker_alert_latency_seconds", W, "5m"),
         unit=SECONDS,
         thresholds=((ALERT_LATENCY_OBJECTIVE_S, "red"),),
+        alerts=("NeutrinoAlertSlow",),
     ),
     Panel(
         "Consumer lag per partition",
