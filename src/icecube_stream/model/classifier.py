@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 #: The simulator's event types (events/simulator.py EVENT_TYPES) that are track-like.
-STARTING = "starting_track"
-TRACK_LIKE = ("track", STARTING)
+THROUGH_GOING, STARTING = "track", "starting_track"
+TRACK_LIKE = (THROUGH_GOING, STARTING)
 CASCADE_LIKE = ("cascade",)
 #: Probability at or above which an event is called track-like.
 THRESHOLD = 0.5

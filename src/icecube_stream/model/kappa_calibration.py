@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from icecube_stream.model.classifier import CASCADE_LIKE, STARTING, THRESHOLD
+from icecube_stream.model.classifier import CASCADE_LIKE, STARTING, THRESHOLD, THROUGH_GOING
 from icecube_stream.physics.vmf import vmf_containment
 
 #: The containment level the scales are fitted for (the alerts' 90 % region).
@@ -46,7 +46,8 @@ _LOG_BOUNDS = (-3.0, 3.0)
 _SLOPE_BOUNDS = (-10.0, 10.0)
 _STEPS = 60
 #: Rounds of solving the three numbers one after the other: each moves the other types'
-#: coverage a little (a few events of every type sit in each group); three rounds settle it.
+#: coverage a little (a few events of every type sit in each group); two rounds settled it on
+#: the quick model, four leave room.
 _ROUNDS = 4
 
 Floats = NDArray[np.floating]
@@ -141,7 +142,7 @@ def fit_kappa_calibration(
 #: bounds, field value from the bisected x, along which coverage falls).
 _Unknown = tuple[str, tuple[str, ...], tuple[float, float], Callable[[float], float]]
 _UNKNOWNS: tuple[_Unknown, ...] = (
-    ("track_scale", ("track",), _LOG_BOUNDS, lambda x: 10.0**x),
+    ("track_scale", (THROUGH_GOING,), _LOG_BOUNDS, lambda x: 10.0**x),
     ("cascade_scale", CASCADE_LIKE, _LOG_BOUNDS, lambda x: 10.0**x),
     ("starting_slope", (STARTING,), _SLOPE_BOUNDS, lambda x: -x),
 )
