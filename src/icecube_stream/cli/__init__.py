@@ -10,11 +10,12 @@ from __future__ import annotations
 import typer
 
 from icecube_stream.cli import about, data, model, observe, sky, stack, stream, tools, topics
-from icecube_stream.cli.help_format import hide_flag_metavars
+from icecube_stream.cli.help_format import HELP_MARKUP, hide_flag_metavars
 
 hide_flag_metavars()  # `--json`, not `--json <bool>`, in every command's --help
 
 app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="icecube-stream: real-time neutrino-direction reconstruction on Kafka.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

@@ -11,9 +11,14 @@ import typer
 from rich.console import Console
 
 from icecube_stream.cli.common import print_table
+from icecube_stream.cli.help_format import HELP_MARKUP
 from icecube_stream.stack.kafka import current_settings
 
-model_app = typer.Typer(help="The direction model: inference benchmark.", no_args_is_help=True)
+model_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
+    help="The direction model: inference benchmark.",
+    no_args_is_help=True,
+)
 
 
 def train_command(

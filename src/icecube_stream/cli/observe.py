@@ -13,9 +13,11 @@ from typing import Annotated
 import typer
 
 from icecube_stream.cli.common import console
+from icecube_stream.cli.help_format import HELP_MARKUP
 from icecube_stream.stack.kafka import current_settings
 
 alerts_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="Operations alerts in Prometheus; `alerts tail`: the neutrino alerts on their topic.",
     invoke_without_command=True,
 )

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from icecube_stream.cli.common import console, print_table
+from icecube_stream.cli.help_format import HELP_MARKUP
 from icecube_stream.stack.kafka import current_settings
 
 if TYPE_CHECKING:
     from icecube_stream.stack.manager import ServiceStatus
 
 stack_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="The local stack of real services (Kafka, MongoDB wire, MLflow, Prometheus with "
     "Alertmanager and the blackbox exporter) and the "
     "pipeline's components (model-server, worker) run as plain processes. Ports and "

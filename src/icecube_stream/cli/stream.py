@@ -13,16 +13,19 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from icecube_stream.cli.common import console
+from icecube_stream.cli.help_format import HELP_MARKUP
 from icecube_stream.stack.kafka import current_settings
 
 #: `worker` hands every argument it does not know to Faust.
 FAUST_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 predictions_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="Predictions: the newest on `icecube.predictions`, or one event's from MongoDB.",
     no_args_is_help=True,
 )
 dlq_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="The dead-letter topic `icecube.pulses.dlq`: rejected input with its reason.",
     no_args_is_help=True,
 )

@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from icecube_stream.cli.common import console
+from icecube_stream.cli.help_format import HELP_MARKUP
 from icecube_stream.stack.kafka import current_settings
 
 topics_app = typer.Typer(
+    rich_markup_mode=HELP_MARKUP,
     help="Kafka topics declared in topics/topics.yaml (partitions, configs, Avro schemas).",
     no_args_is_help=True,
 )
