@@ -21,4 +21,8 @@ def print_table(
         table.add_column(column, no_wrap=no_wrap, overflow="ellipsis" if no_wrap else "fold")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    out = Console()
+    if no_wrap and not out.is_terminal:  # a log or a pipe: as wide as the table needs
+        natural = out.measure(table, options=out.options.update_width(1000)).maximum
+        out = Console(width=max(out.width, natural))
+    out.print(table)

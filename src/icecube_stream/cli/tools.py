@@ -110,11 +110,12 @@ def chaos_command(
         typer.echo(json.dumps(result))
     else:
         header = ("fault", "in flight when hit", "events", "written/s during", "lost",
-                  "dup MongoDB", "dup predictions topic", "dead letters by reason",
-                  "recovered (s)")  # fmt: skip
+                  "dup MongoDB", "dup predictions topic", "alerts (lost, twice)",
+                  "dead letters by reason", "recovered (s)")  # fmt: skip
         rows = [(r.fault, r.in_flight, f"{r.events:,}", f"{r.written_per_s:,.0f}", str(r.lost),
                  str(r.mongo_duplicates),
                  str(r.topic_duplicates),
+                 f"{r.alerts:,} ({r.alerts_lost}, {r.alert_duplicates})",
                  ", ".join(f"{k} {v}" for k, v in sorted(r.dead_letters.items())) or "-",
                  "-" if r.recovered_s is None else f"{r.recovered_s:.1f}")
                 for r in outcome.rows]  # fmt: skip
